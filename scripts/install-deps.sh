@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what qplay needs to build and test, skipping what is already there.
+# Debian/Ubuntu packages via apt, JavaScript packages (ONNX Runtime oracle) via npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config git python3
+  libonnx-dev libprotobuf-dev protobuf-compiler
+  libcli11-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev libstb-dev
+  libeigen3-dev libdnnl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libonnx-testdata
+  nodejs npm
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# onnxruntime-node ships its CPU library inside the package; its install script would
+# download more, so it is skipped.
+if [ ! -d node_modules/onnxruntime-node ]; then
+  npm install --ignore-scripts --no-audit --no-fund
+fi

@@ -1,0 +1,55 @@
+// Runs a Graph: binds one prepared kernel per node once, then executes nodes in
+// topological order for any number of feeds. run() is const and keeps all per-run state
+// local, so one Executor serves several threads at once.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+#include "runtime/op_registry.h"
+
+namespace qplay {
+
+// Called after each node with every output it produced; lets analysis capture
+// intermediate tensors without changing the model. `node_index` indexes graph.nodes.
+using ValueHook = std::function<void(int node_index, const std::string& value, const Tensor& tensor)>;
+
+// Chooses the kernel for one node. The default binds the reference kernel; the speed
+// work installs providers that return fast kernels for the nodes they handle.
+using KernelProvider = std::function<PreparedKernel(const Node& node, const Graph& graph)>;
+
+struct ExecutorOptions {
+  bool fast_kernels = true;               // false: reference kernels only (the specification)
+  std::vector<KernelProvider> providers;  // tried first, in order; then fast kernels, then reference
+};
+
+class Executor {
+ public:
+  explicit Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options = {});
+
+  // Feeds must name every graph input, with matching dtype and rank; returns the graph outputs.
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& feeds,
+                                    const ValueHook& hook = nullptr) const;
+
+  const Graph& graph() const { return *graph_; }
+
+ private:
+  std::shared_ptr<const Graph> graph_;
+  std::vector<PreparedKernel> kernels_;
+  std::map<std::string, int> slot_of_;          // value name -> slot
+  int slot_count_ = 0;
+  std::vector<std::vector<int>> node_inputs_;   // slot per input, -1 for omitted
+  std::vector<std::vector<int>> node_outputs_;
+  std::vector<std::vector<int>> release_after_; // slots whose last reader is node i
+  std::vector<int> input_slots_;
+  std::vector<int> output_slots_;
+};
+
+// Binds the reference kernel of `node` (what providers fall back to).
+PreparedKernel bind_reference_kernel(const Node& node);
+
+}  // namespace qplay
