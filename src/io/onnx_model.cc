@@ -271,6 +271,12 @@ Graph load_onnx_from_bytes(const std::string& bytes, const std::string& label) {
   return graph_from_model(model, label);
 }
 
+Tensor load_tensor_proto(const std::string& bytes, const std::string& label) {
+  onnx::TensorProto p;
+  if (!p.ParseFromString(bytes)) throw Error(label + ": not a valid ONNX TensorProto");
+  return tensor_from_proto(p, label);
+}
+
 Graph load_onnx(const std::string& path) { return load_onnx_from_bytes(read_file(path), path); }
 
 std::string export_onnx_bytes(const Graph& g) {

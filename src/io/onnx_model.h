@@ -20,6 +20,9 @@ Graph load_onnx_from_bytes(const std::string& bytes, const std::string& label);
 std::string export_onnx_bytes(const Graph& g);
 void save_onnx(const Graph& g, const std::string& path);
 
+// Parses a serialized onnx.TensorProto (the .pb files of the ONNX conformance tests).
+Tensor load_tensor_proto(const std::string& bytes, const std::string& label);
+
 // Lowest and highest default-domain opset qplay accepts.
 constexpr int64_t kMinOpset = 10;
 constexpr int64_t kMaxOpset = 21;
