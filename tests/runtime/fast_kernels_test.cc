@@ -1,0 +1,117 @@
+// Every fast kernel against its reference on random shapes: tile edges, odd channel counts,
+// strides, padding, dilation. Float paths within a stated tolerance (here: the same FMA chain
+// is expected, so AVX2 and portable sgemm must agree bit for bit; conv vs the plain-loop
+// reference within 1e-5 relative to the magnitude of the sum).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "runtime/kernels/fast/providers.h"
+#include "runtime/kernels/fast/sgemm.h"
+
+namespace qplay {
+namespace {
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = -1, float hi = 1) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+TEST(FastSgemm, MatchesPortableBitForBitAcrossTileEdges) {
+  std::mt19937 rng(7);
+  for (int64_t m : {1, 3, 4, 5, 8, 9, 16, 17})
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 31, 64, 65, 130})
+      for (int64_t k : {1, 2, 27, 127, 128, 129, 300}) {
+        const auto a = random_floats(m * k, rng), b = random_floats(k * n, rng);
+        std::vector<float> fast(m * n, std::nanf("")), portable(m * n, std::nanf(""));  // garbage-filled
+        fast::sgemm(m, n, k, a.data(), k, b.data(), n, fast.data(), n);
+        fast::sgemm_portable(m, n, k, a.data(), k, b.data(), n, portable.data(), n);
+        ASSERT_EQ(0, std::memcmp(fast.data(), portable.data(), fast.size() * 4)) << m << "x" << n << "x" << k;
+        // And against a double-precision product, loosely: the order may differ, the value may not.
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double want = 0, mag = 0;
+            for (int64_t p = 0; p < k; ++p) {
+              want += double(a[i * k + p]) * b[p * n + j];
+              mag += std::fabs(double(a[i * k + p]) * b[p * n + j]);
+            }
+            ASSERT_NEAR(fast[i * n + j], want, 1e-6 * mag + 1e-7);
+          }
+      }
+}
+
+TEST(FastSgemm, MlasKBlocking) {
+  EXPECT_EQ(fast::mlas_k_block(1024, 27), 32);   // small K: wider N panel
+  EXPECT_EQ(fast::mlas_k_block(1024, 144), 128);
+  EXPECT_EQ(fast::mlas_k_block(64, 576), 256);   // small N: deeper K panel
+  EXPECT_EQ(fast::mlas_k_block(256, 288), 128);
+}
+
+struct ConvCase {
+  int64_t n, c, h, w, m, kh, kw, stride, dilation;
+  std::vector<int64_t> pads;
+  bool bias;
+};
+
+TEST(FastConv, MatchesReferenceOnRandomShapes) {
+  std::mt19937 rng(11);
+  std::vector<ConvCase> cases = {
+      {1, 3, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true},   // ResNet-8 stem
+      {2, 16, 32, 32, 32, 3, 3, 2, 1, {0, 0, 1, 1}, true},  // TF 'same' stride-2: pad bottom/right only
+      {1, 16, 16, 16, 32, 1, 1, 2, 1, {0, 0, 0, 0}, true},  // 1x1 projection
+      {3, 5, 7, 9, 7, 3, 2, 1, 1, {2, 1, 0, 3}, false},     // odd everything, asymmetric pads
+      {1, 4, 11, 13, 9, 3, 3, 3, 2, {1, 2, 2, 1}, true},    // dilation + stride 3
+      {1, 1, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true},      // degenerate
+      {2, 33, 8, 8, 65, 3, 3, 1, 1, {1, 1, 1, 1}, true},    // channels past tile edges
+  };
+  for (int r = 0; r < 6; ++r) {
+    std::uniform_int_distribution<int64_t> d(1, 12), s(1, 3), p(0, 2);
+    cases.push_back({d(rng) % 3 + 1, d(rng), d(rng) + 4, d(rng) + 4, d(rng) * 3, s(rng), s(rng), s(rng), s(rng) % 2 + 1,
+                     {p(rng), p(rng), p(rng), p(rng)}, r % 2 == 0});
+  }
+  for (const auto& cc : cases) {
+    SCOPED_TRACE(::testing::Message() << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m
+                                      << " k" << cc.kh << "x" << cc.kw << " s" << cc.stride << " d" << cc.dilation);
+    Node node{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
+    node.attrs["pads"].kind = Attribute::Kind::Ints;
+    node.attrs["pads"].ints = cc.pads;
+    node.attrs["strides"].kind = Attribute::Kind::Ints;
+    node.attrs["strides"].ints = {cc.stride, cc.stride};
+    node.attrs["dilations"].kind = Attribute::Kind::Ints;
+    node.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+    const int64_t eh = (cc.kh - 1) * cc.dilation + 1, ew = (cc.kw - 1) * cc.dilation + 1;
+    if (cc.h + cc.pads[0] + cc.pads[2] < eh || cc.w + cc.pads[1] + cc.pads[3] < ew) continue;
+    Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, 0, 255));
+    Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
+    Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
+    Inputs in = {&x, &w, cc.bias ? &b : nullptr};
+    std::vector<Tensor> want(1), got(1);
+    find_op("Conv")->reference(node, in, want);
+    Graph g;
+    auto kernel = fast::prepare_conv_f32(node, g);
+    ASSERT_TRUE(kernel);
+    got[0] = make_f32({1}, {std::nanf("")});
+    kernel(in, got);
+    ASSERT_EQ(got[0].shape, want[0].shape);
+    for (int64_t i = 0; i < want[0].numel(); ++i)
+      ASSERT_NEAR(got[0].data<float>()[i], want[0].data<float>()[i], 1e-5 * (std::fabs(want[0].data<float>()[i]) + 255 * cc.c * cc.kh * cc.kw))
+          << "element " << i;
+  }
+}
+
+TEST(FastConv, DeclinesWhatItDoesNotHandle) {
+  Graph g;
+  Node grouped{"c", "Conv", "", {"x", "w"}, {"y"}, {}};
+  grouped.attrs["group"].i = 2;
+  EXPECT_FALSE(fast::prepare_conv_f32(grouped, g));
+  Node same{"c", "Conv", "", {"x", "w"}, {"y"}, {}};
+  same.attrs["auto_pad"].kind = Attribute::Kind::String;
+  same.attrs["auto_pad"].s = "SAME_UPPER";
+  EXPECT_FALSE(fast::prepare_conv_f32(same, g));
+}
+
+}  // namespace
+}  // namespace qplay
