@@ -115,3 +115,63 @@ TEST(FastConv, DeclinesWhatItDoesNotHandle) {
 
 }  // namespace
 }  // namespace qplay
+
+namespace qplay {
+namespace {
+
+// Runs the reference and the fast kernel of `node` and requires bit-identical outputs.
+void expect_fast_equals_reference(const Node& node, const Inputs& in) {
+  std::vector<Tensor> want(1), got(1);
+  find_op(node.op_type)->reference(node, in, want);
+  Graph g;
+  auto kernel = fast::prepare_elementwise_f32(node, g);
+  ASSERT_TRUE(kernel) << node.op_type;
+  got[0] = make_f32({3}, {std::nanf(""), 1, 2});  // garbage that must be overwritten
+  kernel(in, got);
+  ASSERT_EQ(got[0].dtype, want[0].dtype);
+  ASSERT_EQ(got[0].shape, want[0].shape);
+  ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size())) << node.op_type;
+}
+
+std::vector<float> awkward_floats(size_t n, std::mt19937& rng, float scale) {
+  auto v = random_floats(n, rng, -300 * scale, 300 * scale);
+  // Exact ties and specials the rounding must treat like the reference.
+  const float specials[] = {0.5f * scale, 1.5f * scale, 2.5f * scale, -0.5f * scale, -2.5f * scale, 0.0f, -0.0f,
+                            std::nanf(""), INFINITY, -INFINITY, 1e30f, -1e30f, 127.5f * scale, 128.5f * scale};
+  for (size_t i = 0; i < std::size(specials) && i < n; ++i) v[i * 3 % n] = specials[i];
+  return v;
+}
+
+TEST(FastElementwise, ReluAndAddBitExact) {
+  std::mt19937 rng(3);
+  for (int64_t n : {1, 7, 8, 9, 1000, 4099}) {
+    Tensor a = make_f32({n}, awkward_floats(n, rng, 1)), b = make_f32({n}, random_floats(n, rng));
+    expect_fast_equals_reference(Node{"r", "Relu", "", {"a"}, {"y"}, {}}, {&a});
+    expect_fast_equals_reference(Node{"s", "Add", "", {"a", "b"}, {"y"}, {}}, {&a, &b});
+  }
+}
+
+TEST(FastQuantize, QuantizeAndDequantizeBitExactForExtremeParams) {
+  std::mt19937 rng(5);
+  for (float scale : {1.0f, 0.0078125f, 1e-6f, 3.3e4f, 0.1f})
+    for (int zp : {0, 255, 128, -128, 127, 3}) {
+      const bool is_signed = zp < 0 || zp == 3;
+      if (!is_signed && zp < 0) continue;
+      for (int64_t n : {5, 8, 1027}) {
+        SCOPED_TRACE(::testing::Message() << "scale " << scale << " zp " << zp << " n " << n);
+        Tensor x = make_f32({n}, awkward_floats(n, rng, scale));
+        Tensor s = make_scalar_f32(scale);
+        Tensor z(is_signed ? DType::i8 : DType::u8, {});
+        if (is_signed) z.data<int8_t>()[0] = static_cast<int8_t>(zp);
+        else z.data<uint8_t>()[0] = static_cast<uint8_t>(zp);
+        expect_fast_equals_reference(Node{"q", "QuantizeLinear", "", {"x", "s", "z"}, {"y"}, {}}, {&x, &s, &z});
+        std::vector<Tensor> codes(1);
+        find_op("QuantizeLinear")->reference(Node{"q", "QuantizeLinear", "", {"x", "s", "z"}, {"y"}, {}}, {&x, &s, &z},
+                                             codes);
+        expect_fast_equals_reference(Node{"d", "DequantizeLinear", "", {"q", "s", "z"}, {"y"}, {}}, {&codes[0], &s, &z});
+      }
+    }
+}
+
+}  // namespace
+}  // namespace qplay

@@ -83,6 +83,6 @@ PreparedKernel prepare_conv_f32(const Node& node, const Graph& graph) {
   };
 }
 
-std::vector<KernelProvider> all_providers() { return {prepare_conv_f32}; }
+std::vector<KernelProvider> all_providers() { return {prepare_conv_f32, prepare_elementwise_f32}; }
 
 }  // namespace qplay::fast

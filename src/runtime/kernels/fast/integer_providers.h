@@ -1,0 +1,25 @@
+// Fast kernels for the integer ops of domain "qplay" (runtime/integer/params.h), bound per node
+// by providers like the float ones in providers.h. Each is bit-exact with its reference in
+// runtime/integer/reference.h (tests/runtime/integer_kernels_test.cc) and returns nullptr for
+// nodes it does not handle (which then run the reference).
+#pragma once
+
+#include <vector>
+
+#include "runtime/executor.h"
+
+namespace qplay::fast {
+
+// qplay.QConv (group 1) and qplay.QGemm: weights packed to int16 (w - w_zp) once, int16
+// multiply-adds with exact int32 sums (AVX2 _mm256_madd_epi16, or portable C++).
+PreparedKernel prepare_qconv(const Node& node, const Graph& graph);
+PreparedKernel prepare_qgemm(const Node& node, const Graph& graph);
+// qplay.QAdd with inputs of the same shape.
+PreparedKernel prepare_qadd(const Node& node, const Graph& graph);
+// QuantizeLinear float32 -> 8-bit with a per-tensor constant scale (the input of integer graphs).
+PreparedKernel prepare_quantize_f32(const Node& node, const Graph& graph);
+
+// All of the above, in the order the executor should try them.
+std::vector<KernelProvider> integer_providers();
+
+}  // namespace qplay::fast
