@@ -28,11 +28,16 @@ void im2col(const float* x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t
             std::fill(out, out + ow, 0.0f);
             continue;
           }
-          const float* in_row = plane + iy * w;
-          for (int64_t ox = 0; ox < ow; ++ox) {
-            const int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dil_w;
-            out[ox] = ix >= 0 && ix < w ? in_row[ix] : 0.0f;
-          }
+          // Columns whose tap lands inside the row: ix = ox*stride - pad + kx*dil in [0, w).
+          const int64_t shift = kx * g.dil_w - g.pad_left;
+          const int64_t ox0 = std::clamp<int64_t>((-shift + g.stride_w - 1) / g.stride_w, 0, ow);
+          const int64_t ox1 = std::clamp<int64_t>((w - shift + g.stride_w - 1) / g.stride_w, ox0, ow);
+          const float* first = plane + iy * w + ox0 * g.stride_w + shift;  // tap of column ox0
+          std::fill(out, out + ox0, 0.0f);
+          if (g.stride_w == 1) std::copy(first, first + (ox1 - ox0), out + ox0);
+          else
+            for (int64_t ox = ox0; ox < ox1; ++ox) out[ox] = first[(ox - ox0) * g.stride_w];
+          std::fill(out + ox1, out + ow, 0.0f);
         }
       }
 }
