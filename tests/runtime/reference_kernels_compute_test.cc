@@ -2,58 +2,22 @@
 // values computed by hand on small tensors (the arithmetic is spelled out next to each case).
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "graph/ir.h"
 #include "runtime/op_registry.h"
+#include "support/kernel_test_helpers.h"
 
 using namespace qplay;
+using namespace qplay::testing;
 
 namespace {
-
-template <typename T>
-Tensor make_tensor(DType dtype, Shape shape, const std::vector<T>& values) {
-  Tensor t(dtype, std::move(shape));
-  EXPECT_EQ(static_cast<int64_t>(values.size()), t.numel());
-  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
-  return t;
-}
-Tensor u8(Shape s, const std::vector<uint8_t>& v) { return make_tensor(DType::u8, std::move(s), v); }
-Tensor i8(Shape s, const std::vector<int8_t>& v) { return make_tensor(DType::i8, std::move(s), v); }
-Tensor i32(Shape s, const std::vector<int32_t>& v) { return make_tensor(DType::i32, std::move(s), v); }
-Tensor f32(Shape s, const std::vector<float>& v) { return make_f32(std::move(s), v); }
 
 std::vector<float> iota_f32(int n, float start = 1.0f) {
   std::vector<float> v(n);
   for (int i = 0; i < n; ++i) v[i] = start + static_cast<float>(i);
   return v;
-}
-
-Attribute ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Int;
-  a.i = v;
-  return a;
-}
-Attribute float_attr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Float;
-  a.f = v;
-  return a;
-}
-Attribute string_attr(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::String;
-  a.s = std::move(v);
-  return a;
 }
 
 Node make_node(const std::string& op, const std::string& name, std::map<std::string, Attribute> attrs = {},
@@ -132,7 +96,7 @@ TEST(ReferenceConv, Pads1OnesKernelSumsNeighbourhoods) {
   // X = [[1,2,3],[4,5,6],[7,8,9]], W = 3x3 ones, pads 1: y[i][j] = sum of the 3x3 neighbourhood.
   const Tensor x = f32({1, 1, 3, 3}, iota_f32(9));
   const Tensor w = f32({1, 1, 3, 3}, std::vector<float>(9, 1.0f));
-  const Node node = make_node("Conv", "conv", {{"pads", ints({1, 1, 1, 1})}, {"kernel_shape", ints({3, 3})}});
+  const Node node = make_node("Conv", "conv", {{"pads", ints_attr({1, 1, 1, 1})}, {"kernel_shape", ints_attr({3, 3})}});
   const auto y = run(node, {&x, &w});
   expect_f32(y[0], {1, 1, 3, 3}, {12, 21, 16, 27, 45, 33, 24, 39, 28});
 }
@@ -143,7 +107,7 @@ TEST(ReferenceConv, IsCrossCorrelationWithBias) {
   const Tensor x = f32({1, 1, 3, 3}, iota_f32(9));
   const Tensor w = f32({1, 1, 3, 3}, {1, 0, 0, 0, 0, 0, 0, 0, 2});
   const Tensor b = f32({1}, {0.5f});
-  const Node node = make_node("Conv", "conv", {{"pads", ints({1, 1, 1, 1})}});
+  const Node node = make_node("Conv", "conv", {{"pads", ints_attr({1, 1, 1, 1})}});
   const auto y = run(node, {&x, &w, &b});
   expect_f32(y[0], {1, 1, 3, 3}, {10.5f, 12.5f, 0.5f, 16.5f, 19.5f, 2.5f, 0.5f, 4.5f, 5.5f});
 }
@@ -153,7 +117,7 @@ TEST(ReferenceConv, Strides2) {
   // Sum over a window at (r0, c0) = 3*5*(3 r0 + 3) + 3*(3 c0 + 3).
   const Tensor x = f32({1, 1, 5, 5}, iota_f32(25, 0.0f));
   const Tensor w = f32({1, 1, 3, 3}, std::vector<float>(9, 1.0f));
-  const Node node = make_node("Conv", "conv", {{"strides", ints({2, 2})}});
+  const Node node = make_node("Conv", "conv", {{"strides", ints_attr({2, 2})}});
   const auto y = run(node, {&x, &w});
   expect_f32(y[0], {1, 1, 2, 2}, {54, 72, 144, 162});
 }
@@ -181,7 +145,7 @@ TEST(ReferenceConv, Dilation) {
   // Kernel [1,10] with dilation 2 taps x[i] and x[i+2]: y = [1+30, 2+40, 3+50].
   const Tensor x = f32({1, 1, 5}, {1, 2, 3, 4, 5});
   const Tensor w = f32({1, 1, 2}, {1, 10});
-  const Node node = make_node("Conv", "conv", {{"dilations", ints({2})}});
+  const Node node = make_node("Conv", "conv", {{"dilations", ints_attr({2})}});
   const auto y = run(node, {&x, &w});
   expect_f32(y[0], {1, 1, 3}, {31, 42, 53});
 }
@@ -222,8 +186,8 @@ TEST(ReferenceConv, RejectsBadShapesNamingTheNode) {
   const Tensor b_bad = f32({2}, {0, 0});
   expect_error(make_node("Conv", "conv_bias"), {&x, &w_ok, &b_bad}, "bias B");
   expect_error(make_node("Conv", "conv_missing"), {&x}, "missing required input");
-  expect_error(make_node("Conv", "conv_ks", {{"kernel_shape", ints({3, 3})}}), {&x, &w_ok}, "kernel_shape");
-  expect_error(make_node("Conv", "conv_pads", {{"pads", ints({1, 1})}}), {&x, &w_ok}, "pads");
+  expect_error(make_node("Conv", "conv_ks", {{"kernel_shape", ints_attr({3, 3})}}), {&x, &w_ok}, "kernel_shape");
+  expect_error(make_node("Conv", "conv_pads", {{"pads", ints_attr({1, 1})}}), {&x, &w_ok}, "pads");
 
   const Tensor big_w = f32({1, 2, 5, 5}, std::vector<float>(50, 1.0f));
   expect_error(make_node("Conv", "conv_big"), {&x, &big_w}, "exceeds padded input");
@@ -267,7 +231,7 @@ TEST(ReferenceQLinearConv, PaddingIsTheZeroPointNotRawZero) {
   const Tensor w = u8({1, 1, 1, 3}, {1, 2, 3});
   const Tensor w_zp = u8({}, {1});
   const Tensor y_zp = i8({}, {0});
-  const Node node = make_node("QLinearConv", "qconv_pad", {{"pads", ints({0, 1, 0, 1})}});
+  const Node node = make_node("QLinearConv", "qconv_pad", {{"pads", ints_attr({0, 1, 0, 1})}});
   const auto y = run(node, {&x, &one, &x_zp, &w, &one, &w_zp, &one, &y_zp});
   expect_values<int8_t>(y[0], DType::i8, {1, 1, 1, 2}, {10, 4});
 }
@@ -300,7 +264,7 @@ TEST(ReferenceAveragePool, CountIncludePadBothWays) {
   // count_include_pad=0 divides by 4; =1 divides by 9 (all taps lie inside the padded input).
   const Tensor x = f32({1, 1, 3, 3}, iota_f32(9));
   std::map<std::string, Attribute> attrs = {
-      {"kernel_shape", ints({3, 3})}, {"pads", ints({1, 1, 1, 1})}, {"strides", ints({2, 2})}};
+      {"kernel_shape", ints_attr({3, 3})}, {"pads", ints_attr({1, 1, 1, 1})}, {"strides", ints_attr({2, 2})}};
   const auto excl = run(make_node("AveragePool", "avg", attrs), {&x});
   expect_f32(excl[0], {1, 1, 2, 2}, {3, 4, 6, 7});
   attrs["count_include_pad"] = int_attr(1);
@@ -314,7 +278,7 @@ TEST(ReferenceAveragePool, CeilModeKeepsPartialWindows) {
   //   [0..2]x[0..2] = 54/9 = 6, [0..2]x[2..3] = 45/6 = 7.5, [2..3]x[0..2] = 72/6 = 12, [2..3]x[2..3] = 54/4 = 13.5
   const Tensor x = f32({1, 1, 4, 4}, iota_f32(16));
   std::map<std::string, Attribute> attrs = {
-      {"kernel_shape", ints({3, 3})}, {"strides", ints({2, 2})}, {"ceil_mode", int_attr(1)}};
+      {"kernel_shape", ints_attr({3, 3})}, {"strides", ints_attr({2, 2})}, {"ceil_mode", int_attr(1)}};
   const auto y = run(make_node("AveragePool", "avg_ceil", attrs), {&x});
   expect_f32(y[0], {1, 1, 2, 2}, {6, 7.5f, 12, 13.5f});
   // Without explicit pads, count_include_pad changes nothing: the ceil overhang is never counted.
@@ -334,7 +298,7 @@ TEST(ReferenceAveragePool, CeilModeWithPadsCountsPadsButNotOverhang) {
   //   count_include_pad=1: [ 3/3, 9/3, 4/2 ]           = [1, 3, 2]
   const Tensor x = f32({1, 1, 4}, {1, 2, 3, 4});
   std::map<std::string, Attribute> attrs = {
-      {"kernel_shape", ints({3})}, {"strides", ints({2})}, {"pads", ints({1, 1})}, {"ceil_mode", int_attr(1)}};
+      {"kernel_shape", ints_attr({3})}, {"strides", ints_attr({2})}, {"pads", ints_attr({1, 1})}, {"ceil_mode", int_attr(1)}};
   expect_f32(run(make_node("AveragePool", "avg", attrs), {&x})[0], {1, 1, 3}, {1.5f, 3, 4});
   attrs["count_include_pad"] = int_attr(1);
   expect_f32(run(make_node("AveragePool", "avg", attrs), {&x})[0], {1, 1, 3}, {1, 3, 2});
@@ -343,31 +307,31 @@ TEST(ReferenceAveragePool, CeilModeWithPadsCountsPadsButNotOverhang) {
 TEST(ReferenceAveragePool, SameUpperAndThreeD) {
   // 1-D SAME_UPPER, kernel 2: pad one at the end, not counted: [(1+2)/2, (2+3)/2, 3/1].
   const Tensor x = f32({1, 1, 3}, {1, 2, 3});
-  const Node upper = make_node("AveragePool", "avg", {{"kernel_shape", ints({2})}, {"auto_pad", string_attr("SAME_UPPER")}});
+  const Node upper = make_node("AveragePool", "avg", {{"kernel_shape", ints_attr({2})}, {"auto_pad", string_attr("SAME_UPPER")}});
   expect_f32(run(upper, {&x})[0], {1, 1, 3}, {1.5f, 2.5f, 3});
   // SAME_LOWER pads the start: [1/1, 1.5, 2.5].
-  const Node lower = make_node("AveragePool", "avg", {{"kernel_shape", ints({2})}, {"auto_pad", string_attr("SAME_LOWER")}});
+  const Node lower = make_node("AveragePool", "avg", {{"kernel_shape", ints_attr({2})}, {"auto_pad", string_attr("SAME_LOWER")}});
   expect_f32(run(lower, {&x})[0], {1, 1, 3}, {1, 1.5f, 2.5f});
   // 3-D: mean of 1..8 = 4.5.
   const Tensor x3 = f32({1, 1, 2, 2, 2}, iota_f32(8));
-  expect_f32(run(make_node("AveragePool", "avg3", {{"kernel_shape", ints({2, 2, 2})}}), {&x3})[0], {1, 1, 1, 1, 1},
+  expect_f32(run(make_node("AveragePool", "avg3", {{"kernel_shape", ints_attr({2, 2, 2})}}), {&x3})[0], {1, 1, 1, 1, 1},
              {4.5f});
 }
 
 TEST(ReferenceMaxPool, BasicStridesAndDilations) {
   // [[1,5,2],[7,3,9],[4,8,6]], kernel 2, stride 1 -> [[7,9],[8,9]].
   const Tensor x = f32({1, 1, 3, 3}, {1, 5, 2, 7, 3, 9, 4, 8, 6});
-  expect_f32(run(make_node("MaxPool", "max", {{"kernel_shape", ints({2, 2})}}), {&x})[0], {1, 1, 2, 2}, {7, 9, 8, 9});
+  expect_f32(run(make_node("MaxPool", "max", {{"kernel_shape", ints_attr({2, 2})}}), {&x})[0], {1, 1, 2, 2}, {7, 9, 8, 9});
   // X = 1..16 (4x4), kernel 2, dilation 2: taps (r, c), (r, c+2), (r+2, c), (r+2, c+2) -> [11,12,15,16].
   const Tensor x4 = f32({1, 1, 4, 4}, iota_f32(16));
-  const Node dilated = make_node("MaxPool", "max_dil", {{"kernel_shape", ints({2, 2})}, {"dilations", ints({2, 2})}});
+  const Node dilated = make_node("MaxPool", "max_dil", {{"kernel_shape", ints_attr({2, 2})}, {"dilations", ints_attr({2, 2})}});
   expect_f32(run(dilated, {&x4})[0], {1, 1, 2, 2}, {11, 12, 15, 16});
 }
 
 TEST(ReferenceMaxPool, PaddingNeverWinsInt8) {
   // All-negative int8 input with pads 1: pads must not contribute a 0.
   const Tensor x = i8({1, 1, 2, 2}, {-5, -3, -7, -1});
-  const Node node = make_node("MaxPool", "max_i8", {{"kernel_shape", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})}});
+  const Node node = make_node("MaxPool", "max_i8", {{"kernel_shape", ints_attr({2, 2})}, {"pads", ints_attr({1, 1, 1, 1})}});
   expect_values<int8_t>(run(node, {&x})[0], DType::i8, {1, 1, 3, 3}, {-5, -3, -3, -5, -1, -1, -7, -1, -1});
 }
 
@@ -376,28 +340,28 @@ TEST(ReferenceMaxPool, CeilModeDropsWindowStartingInPadding) {
   // third would start at 4, inside the end padding, so it is dropped -> [2, 4].
   const Tensor x = u8({1, 1, 4}, {1, 2, 3, 4});
   const Node node = make_node("MaxPool", "max_ceil",
-                              {{"kernel_shape", ints({2})}, {"strides", ints({2})}, {"pads", ints({0, 1})}, {"ceil_mode", int_attr(1)}});
+                              {{"kernel_shape", ints_attr({2})}, {"strides", ints_attr({2})}, {"pads", ints_attr({0, 1})}, {"ceil_mode", int_attr(1)}});
   expect_values<uint8_t>(run(node, {&x})[0], DType::u8, {1, 1, 2}, {2, 4});
   // Ceil mode keeps a window that starts inside the input: x = [1..5], kernel 2, stride 2 -> [2, 4, 5].
   const Tensor x5 = u8({1, 1, 5}, {1, 2, 3, 4, 5});
-  const Node keep = make_node("MaxPool", "max_ceil", {{"kernel_shape", ints({2})}, {"strides", ints({2})}, {"ceil_mode", int_attr(1)}});
+  const Node keep = make_node("MaxPool", "max_ceil", {{"kernel_shape", ints_attr({2})}, {"strides", ints_attr({2})}, {"ceil_mode", int_attr(1)}});
   expect_values<uint8_t>(run(keep, {&x5})[0], DType::u8, {1, 1, 3}, {2, 4, 5});
 }
 
 TEST(ReferencePools, RejectUnsupportedAndBadInput) {
   const Tensor x = f32({1, 1, 3, 3}, iota_f32(9));
-  expect_error(make_node("MaxPool", "max_indices", {{"kernel_shape", ints({2, 2})}}, {"y", "indices"}), {&x}, "Indices");
-  expect_error(make_node("MaxPool", "max_order", {{"kernel_shape", ints({2, 2})}, {"storage_order", int_attr(1)}}), {&x},
+  expect_error(make_node("MaxPool", "max_indices", {{"kernel_shape", ints_attr({2, 2})}}, {"y", "indices"}), {&x}, "Indices");
+  expect_error(make_node("MaxPool", "max_order", {{"kernel_shape", ints_attr({2, 2})}, {"storage_order", int_attr(1)}}), {&x},
                "storage_order");
   expect_error(make_node("AveragePool", "avg_no_kernel"), {&x}, "kernel_shape");
-  expect_error(make_node("AveragePool", "avg_ks_len", {{"kernel_shape", ints({2})}}), {&x}, "kernel_shape");
-  expect_error(make_node("AveragePool", "avg_big", {{"kernel_shape", ints({4, 4})}}), {&x}, "exceeds padded input");
-  expect_error(make_node("AveragePool", "avg_pad", {{"kernel_shape", ints({2, 2})}, {"pads", ints({2, 2, 2, 2})}}), {&x},
+  expect_error(make_node("AveragePool", "avg_ks_len", {{"kernel_shape", ints_attr({2})}}), {&x}, "kernel_shape");
+  expect_error(make_node("AveragePool", "avg_big", {{"kernel_shape", ints_attr({4, 4})}}), {&x}, "exceeds padded input");
+  expect_error(make_node("AveragePool", "avg_pad", {{"kernel_shape", ints_attr({2, 2})}, {"pads", ints_attr({2, 2, 2, 2})}}), {&x},
                "smaller than kernel_shape");
-  expect_error(make_node("AveragePool", "avg_autopad", {{"kernel_shape", ints({2, 2})}, {"auto_pad", string_attr("SAME")}}),
+  expect_error(make_node("AveragePool", "avg_autopad", {{"kernel_shape", ints_attr({2, 2})}, {"auto_pad", string_attr("SAME")}}),
                {&x}, "auto_pad");
   const Tensor xi = i32({1, 1, 2, 2}, {1, 2, 3, 4});
-  expect_error(make_node("MaxPool", "max_i32", {{"kernel_shape", ints({2, 2})}}), {&xi}, "int32");
+  expect_error(make_node("MaxPool", "max_i32", {{"kernel_shape", ints_attr({2, 2})}}), {&xi}, "int32");
   const Tensor x2 = f32({3, 3}, iota_f32(9));
   expect_error(make_node("GlobalAveragePool", "gap_rank"), {&x2}, "rank");
 }

@@ -3,57 +3,22 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "graph/ir.h"
 #include "runtime/op_registry.h"
+#include "support/kernel_test_helpers.h"
 
 using namespace qplay;
+using namespace qplay::testing;
 
 namespace {
 
 template <typename T>
-Tensor make_tensor(DType dtype, Shape shape, const std::vector<T>& values) {
-  Tensor t(dtype, std::move(shape));
-  EXPECT_EQ(static_cast<int64_t>(values.size()), t.numel());
-  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
-  return t;
-}
-Tensor make_u8(Shape s, const std::vector<uint8_t>& v) { return make_tensor(DType::u8, std::move(s), v); }
-Tensor make_i8(Shape s, const std::vector<int8_t>& v) { return make_tensor(DType::i8, std::move(s), v); }
-Tensor make_i32(Shape s, const std::vector<int32_t>& v) { return make_tensor(DType::i32, std::move(s), v); }
-
-template <typename T>
 std::vector<T> values_of(const Tensor& t) {
   return std::vector<T>(t.data<T>(), t.data<T>() + t.numel());
-}
-
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Int;
-  a.i = v;
-  return a;
-}
-Attribute float_attr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Float;
-  a.f = v;
-  return a;
-}
-Attribute ints_attr(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute string_attr(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::String;
-  a.s = std::move(v);
-  return a;
 }
 
 Node make_node(const std::string& op_type, std::map<std::string, Attribute> attrs = {}) {
@@ -122,8 +87,8 @@ TEST(ReferenceElementwise, SubWithScalarOnEitherSide) {
 }
 
 TEST(ReferenceElementwise, IntegerDivTruncatesTowardZero) {
-  const Tensor a = make_i32({4}, {7, -7, 7, -7});
-  const Tensor b = make_i32({4}, {2, 2, -2, -2});
+  const Tensor a = i32({4}, {7, -7, 7, -7});
+  const Tensor b = i32({4}, {2, 2, -2, -2});
   const Tensor y = run(make_node("Div"), {&a, &b});
   ASSERT_EQ(y.dtype, DType::i32);
   EXPECT_EQ(values_of<int32_t>(y), (std::vector<int32_t>{3, -3, -3, 3}));
@@ -132,13 +97,13 @@ TEST(ReferenceElementwise, IntegerDivTruncatesTowardZero) {
   const Tensor d = make_tensor<int64_t>(DType::i64, {}, {4});
   EXPECT_EQ(values_of<int64_t>(run(make_node("Div"), {&c, &d})), (std::vector<int64_t>{2, 0}));
 
-  const Tensor zero = make_i32({}, {0});
+  const Tensor zero = i32({}, {0});
   expect_error(make_node("Div"), {&a, &zero}, {"test_Div", "division by zero"});
 }
 
 TEST(ReferenceElementwise, Uint8ArithmeticWraps) {
-  const Tensor a = make_u8({3}, {250, 3, 16});
-  const Tensor b = make_u8({3}, {10, 5, 17});
+  const Tensor a = u8({3}, {250, 3, 16});
+  const Tensor b = u8({3}, {10, 5, 17});
   EXPECT_EQ(values_of<uint8_t>(run(make_node("Add"), {&a, &b})), (std::vector<uint8_t>{4, 8, 33}));
   EXPECT_EQ(values_of<uint8_t>(run(make_node("Sub"), {&a, &b})), (std::vector<uint8_t>{240, 254, 255}));
   EXPECT_EQ(values_of<uint8_t>(run(make_node("Mul"), {&a, &b})), (std::vector<uint8_t>{196, 15, 16}));
@@ -147,7 +112,7 @@ TEST(ReferenceElementwise, Uint8ArithmeticWraps) {
 
 TEST(ReferenceElementwise, BinaryRejectsMixedTypesAndBadShapes) {
   const Tensor f = make_f32({2}, {1, 2});
-  const Tensor i = make_i32({2}, {1, 2});
+  const Tensor i = i32({2}, {1, 2});
   expect_error(make_node("Add"), {&f, &i}, {"test_Add", "float32", "int32"});
   const Tensor g = make_f32({3}, {1, 2, 3});
   expect_error(make_node("Add"), {&f, &g}, {"test_Add", "broadcast"});
@@ -161,7 +126,7 @@ TEST(ReferenceElementwise, ReluLeakyReluSigmoid) {
   expect_floats_near(run(make_node("LeakyRelu", {{"alpha", float_attr(0.5f)}}), {&x}), {-1, -0.25f, 0, 3});
   const Tensor s = make_f32({3}, {0, std::log(3.0f), -std::log(3.0f)});
   expect_floats_near(run(make_node("Sigmoid"), {&s}), {0.5f, 0.75f, 0.25f});
-  const Tensor q = make_i8({3}, {-5, 0, 7});
+  const Tensor q = i8({3}, {-5, 0, 7});
   EXPECT_EQ(values_of<int8_t>(run(make_node("Relu"), {&q})), (std::vector<int8_t>{0, 0, 7}));
 }
 
@@ -183,9 +148,9 @@ TEST(ReferenceElementwise, ClipInputForm) {
   expect_floats_near(run(make_node("Clip"), {&x}), {-3, -1, 0, 1, 3});
 
   // Integer types, bounds of the same type.
-  const Tensor q = make_i8({4}, {-128, -3, 4, 127});
-  const Tensor qlo = make_i8({}, {-5});
-  const Tensor qhi = make_i8({}, {3});
+  const Tensor q = i8({4}, {-128, -3, 4, 127});
+  const Tensor qlo = i8({}, {-5});
+  const Tensor qhi = i8({}, {3});
   EXPECT_EQ(values_of<int8_t>(run(make_node("Clip"), {&q, &qlo, &qhi})), (std::vector<int8_t>{-5, -3, 3, 3}));
   expect_error(make_node("Clip"), {&x, &qlo}, {"test_Clip", "min"});
 }
@@ -279,8 +244,8 @@ TEST(ReferenceShape, TransposeWithPermAndDefault) {
 }
 
 TEST(ReferenceShape, ConcatNegativeAxis) {
-  const Tensor a = make_i32({2, 1}, {1, 2});
-  const Tensor b = make_i32({2, 2}, {3, 4, 5, 6});
+  const Tensor a = i32({2, 1}, {1, 2});
+  const Tensor b = i32({2, 2}, {3, 4, 5, 6});
   const Tensor y = run(make_node("Concat", {{"axis", int_attr(-1)}}), {&a, &b});
   EXPECT_EQ(y.shape, (Shape{2, 3}));
   EXPECT_EQ(values_of<int32_t>(y), (std::vector<int32_t>{1, 3, 4, 2, 5, 6}));
@@ -311,7 +276,7 @@ TEST(ReferenceShape, UnsqueezeByInputAndAttribute) {
 }
 
 TEST(ReferenceShape, IdentityCopies) {
-  const Tensor x = make_u8({2}, {7, 9});
+  const Tensor x = u8({2}, {7, 9});
   const Tensor y = run(make_node("Identity"), {&x});
   EXPECT_EQ(y.dtype, DType::u8);
   EXPECT_EQ(values_of<uint8_t>(y), (std::vector<uint8_t>{7, 9}));
@@ -331,7 +296,7 @@ TEST(ReferenceShape, PadConstantReflectEdge) {
   expect_floats_near(run(make_node("Pad", {{"mode", string_attr("edge")}}), {&x, &pads}), {1, 1, 1, 2, 3, 3});
 
   // 2-D, both axes, int32.
-  const Tensor m = make_i32({2, 2}, {1, 2, 3, 4});
+  const Tensor m = i32({2, 2}, {1, 2, 3, 4});
   const Tensor p1 = make_i64({4}, {1, 0, 0, 1});  // one row above, one column right
   EXPECT_EQ(values_of<int32_t>(run(make_node("Pad", {{"mode", string_attr("edge")}}), {&m, &p1})),
             (std::vector<int32_t>{1, 2, 2, 1, 2, 2, 3, 4, 4}));
@@ -352,7 +317,7 @@ TEST(ReferenceShape, PadConstantReflectEdge) {
 TEST(ReferenceQuantize, QuantizeRoundsHalfToEven) {
   const Tensor x = make_f32({7}, {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 2.4f});
   const Tensor scale = make_scalar_f32(1);
-  const Tensor zp = make_u8({}, {10});
+  const Tensor zp = u8({}, {10});
   const Tensor y = run(make_node("QuantizeLinear"), {&x, &scale, &zp});
   ASSERT_EQ(y.dtype, DType::u8);
   EXPECT_EQ(values_of<uint8_t>(y), (std::vector<uint8_t>{10, 12, 12, 10, 8, 8, 12}));
@@ -364,7 +329,7 @@ TEST(ReferenceQuantize, QuantizeSaturatesUint8AndInt8) {
   // No zero point: uint8, zero point 0.
   EXPECT_EQ(values_of<uint8_t>(run(make_node("QuantizeLinear"), {&x, &scale})),
             (std::vector<uint8_t>{0, 0, 1, 255}));
-  const Tensor zp8 = make_i8({}, {-1});
+  const Tensor zp8 = i8({}, {-1});
   const Tensor y = run(make_node("QuantizeLinear"), {&x, &scale, &zp8});
   ASSERT_EQ(y.dtype, DType::i8);
   EXPECT_EQ(values_of<int8_t>(y), (std::vector<int8_t>{-128, -2, 0, 127}));
@@ -374,7 +339,7 @@ TEST(ReferenceQuantize, QuantizePerAxis) {
   // x [2, 2, 1], axis 1: channel 0 scale 1 zp 0, channel 1 scale 0.5 zp 100.
   const Tensor x = make_f32({2, 2, 1}, {3, 3, -4, -4});
   const Tensor scale = make_f32({2}, {1, 0.5f});
-  const Tensor zp = make_u8({2}, {0, 100});
+  const Tensor zp = u8({2}, {0, 100});
   EXPECT_EQ(values_of<uint8_t>(run(make_node("QuantizeLinear"), {&x, &scale, &zp})),
             (std::vector<uint8_t>{3, 106, 0, 92}));
   // Same along axis -3 (the first axis): row 0 uses channel 0, row 1 channel 1.
@@ -383,36 +348,36 @@ TEST(ReferenceQuantize, QuantizePerAxis) {
 
   const Tensor wrong_len = make_f32({3}, {1, 1, 1});
   expect_error(make_node("QuantizeLinear"), {&x, &wrong_len}, {"test_QuantizeLinear", "3 elements"});
-  const Tensor zp_scalar = make_u8({}, {0});
+  const Tensor zp_scalar = u8({}, {0});
   expect_error(make_node("QuantizeLinear"), {&x, &scale, &zp_scalar}, {"test_QuantizeLinear", "zero point"});
 }
 
 TEST(ReferenceQuantize, DequantizePerTensorAndPerAxis) {
-  const Tensor x = make_u8({4}, {0, 3, 128, 255});
+  const Tensor x = u8({4}, {0, 3, 128, 255});
   const Tensor scale = make_scalar_f32(2);
-  const Tensor zp = make_u8({}, {128});
+  const Tensor zp = u8({}, {128});
   expect_floats_near(run(make_node("DequantizeLinear"), {&x, &scale, &zp}), {-256, -250, 0, 254});
 
   // x [1, 2, 2] int8, axis 1: channel 0 scale 0.5 zp -2, channel 1 scale 4 zp 3.
-  const Tensor q = make_i8({1, 2, 2}, {-2, 0, 3, -128});
+  const Tensor q = i8({1, 2, 2}, {-2, 0, 3, -128});
   const Tensor s2 = make_f32({2}, {0.5f, 4});
-  const Tensor z2 = make_i8({2}, {-2, 3});
+  const Tensor z2 = i8({2}, {-2, 3});
   expect_floats_near(run(make_node("DequantizeLinear"), {&q, &s2, &z2}), {0, 1, 0, -524});
 
   // int32 with no zero point.
-  const Tensor acc = make_i32({2}, {-7, 100000});
+  const Tensor acc = i32({2}, {-7, 100000});
   const Tensor s3 = make_scalar_f32(0.25f);
   expect_floats_near(run(make_node("DequantizeLinear"), {&acc, &s3}), {-1.75f, 25000});
 
-  const Tensor wrong_zp = make_i8({}, {0});
+  const Tensor wrong_zp = i8({}, {0});
   expect_error(make_node("DequantizeLinear"), {&x, &scale, &wrong_zp}, {"test_DequantizeLinear", "int8"});
-  const Tensor zp32 = make_i32({}, {1});
+  const Tensor zp32 = i32({}, {1});
   expect_error(make_node("DequantizeLinear"), {&acc, &s3, &zp32}, {"test_DequantizeLinear", "must be 0"});
 }
 
 TEST(ReferenceQuantize, ZeroOrNanScaleIsRejectedNamingTheNode) {
   const Tensor x = make_f32({2}, {1, 2});
-  const Tensor q = make_u8({2}, {1, 2});
+  const Tensor q = u8({2}, {1, 2});
   const Tensor zero = make_scalar_f32(0);
   const Tensor nan = make_scalar_f32(std::numeric_limits<float>::quiet_NaN());
   const Tensor negative = make_f32({2}, {1, -0.5f});

@@ -2,8 +2,10 @@
 // axis normalisation, broadcasting and dtype dispatch.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "graph/ir.h"
 #include "runtime/op_registry.h"
@@ -26,6 +28,19 @@ inline const Tensor& need_input(const Node& node, const Inputs& in, size_t i) {
 inline void expect_dtype(const Node& node, const Tensor& t, DType want, const char* role) {
   if (t.dtype != want)
     fail(node, std::string(role) + " has type " + dtype_name(t.dtype) + ", expected " + dtype_name(want));
+}
+
+// The node's first output (every kernel writes one); fails naming the node when there is none.
+inline Tensor& first_output(const Node& node, std::vector<Tensor>& outputs) {
+  if (outputs.empty()) fail(node, "has no output");
+  return outputs[0];
+}
+
+// Product of shape[begin, end).
+inline int64_t dims_product(const Shape& shape, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t i = begin; i < end; ++i) p *= shape[i];
+  return p;
 }
 
 // Maps a possibly negative axis into [0, rank).

@@ -5,121 +5,17 @@
 //                    (x[n, c, o * stride - pad_begin + k * dilation] - x_zp) * (w[m, c, k] - w_zp[m])
 // Taps that land in the padding contribute nothing (zero padding). Conv adds the float bias;
 // QLinearConv adds the int32 bias and requantizes the accumulator.
-#include <algorithm>
-#include <cmath>
-#include <limits>
-
 #include "runtime/kernels/reference/common.h"
+#include "runtime/kernels/reference/quant_math.h"
+#include "runtime/kernels/reference/window.h"
 
 namespace qplay {
 namespace {
 
-// Where the sliding windows of one node sit over the spatial dims of its input.
-struct Window {
-  Shape in;      // input spatial dims
-  Shape kernel;  // kernel spatial dims
-  std::vector<int64_t> strides, dilations, pad_begin, pad_end;
-  Shape out;     // output spatial dims
-};
-
-// Reads an ints attribute that must hold one value per spatial dim (or be absent).
-std::vector<int64_t> per_dim_attr(const Node& node, const char* key, size_t dims, int64_t fallback,
-                                  int64_t min_value) {
-  std::vector<int64_t> v = node.attr_ints(key, std::vector<int64_t>(dims, fallback));
-  if (v.size() != dims)
-    ref::fail(node, std::string(key) + " " + shape_str(v) + " must have " + std::to_string(dims) + " values");
-  for (int64_t x : v)
-    if (x < min_value) ref::fail(node, std::string(key) + " " + shape_str(v) + " must be >= " + std::to_string(min_value));
-  return v;
-}
-
-// Resolves auto_pad / pads / strides / dilations into explicit window geometry.
-// auto_pad (when not NOTSET) takes precedence over the pads attribute.
-Window resolve_window(const Node& node, const Shape& in, const Shape& kernel) {
-  const size_t dims = in.size();
-  Window w;
-  w.in = in;
-  w.kernel = kernel;
-  w.strides = per_dim_attr(node, "strides", dims, 1, 1);
-  w.dilations = per_dim_attr(node, "dilations", dims, 1, 1);
-  w.pad_begin.assign(dims, 0);
-  w.pad_end.assign(dims, 0);
-  w.out.assign(dims, 0);
-
-  std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
-  if (auto_pad.empty()) auto_pad = "NOTSET";
-  if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER")
-    ref::fail(node, "unsupported auto_pad '" + auto_pad + "'");
-
-  if (auto_pad == "NOTSET") {
-    const std::vector<int64_t> pads = node.attr_ints("pads", std::vector<int64_t>(2 * dims, 0));
-    if (pads.size() != 2 * dims)
-      ref::fail(node, "pads " + shape_str(pads) + " must have " + std::to_string(2 * dims) + " values");
-    for (int64_t p : pads)
-      if (p < 0) ref::fail(node, "pads " + shape_str(pads) + " must be non-negative");
-    // ONNX lists all begin pads, then all end pads.
-    for (size_t d = 0; d < dims; ++d) {
-      w.pad_begin[d] = pads[d];
-      w.pad_end[d] = pads[dims + d];
-    }
-  }
-
-  for (size_t d = 0; d < dims; ++d) {
-    const int64_t extent = (kernel[d] - 1) * w.dilations[d] + 1;  // dilated kernel size
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      // Output covers ceil(in / stride) positions; the padding needed for that is split
-      // evenly, the odd element going to the end (UPPER) or the beginning (LOWER).
-      w.out[d] = (in[d] + w.strides[d] - 1) / w.strides[d];
-      const int64_t total = std::max<int64_t>(0, (w.out[d] - 1) * w.strides[d] + extent - in[d]);
-      w.pad_begin[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      w.pad_end[d] = total - w.pad_begin[d];
-    } else {
-      const int64_t span = in[d] + w.pad_begin[d] + w.pad_end[d] - extent;
-      if (span < 0)
-        ref::fail(node, "kernel extent " + std::to_string(extent) + " exceeds padded input size " +
-                            std::to_string(in[d] + w.pad_begin[d] + w.pad_end[d]) + " in spatial dim " +
-                            std::to_string(d));
-      w.out[d] = span / w.strides[d] + 1;
-    }
-    if (w.out[d] < 1) ref::fail(node, "empty output in spatial dim " + std::to_string(d));
-  }
-  return w;
-}
-
-// Advances a row-major multi-index over `dims`; returns false once it wraps around.
-bool next_index(std::vector<int64_t>& idx, const Shape& dims) {
-  for (size_t i = dims.size(); i-- > 0;) {
-    if (++idx[i] < dims[i]) return true;
-    idx[i] = 0;
-  }
-  return false;
-}
-
-// Calls visit(kernel_offset, input_offset) for every kernel tap of the window at output
-// position `out_pos` that lands on a real (non-padding) input element. Offsets are
-// row-major within the kernel / input spatial block.
-template <typename Visit>
-void for_each_tap(const Window& w, const std::vector<int64_t>& out_pos, Visit visit) {
-  const size_t dims = w.in.size();
-  std::vector<int64_t> k(dims, 0);
-  int64_t kernel_offset = 0;
-  do {
-    int64_t input_offset = 0;
-    bool inside = true;
-    for (size_t d = 0; d < dims; ++d) {
-      const int64_t p = out_pos[d] * w.strides[d] - w.pad_begin[d] + k[d] * w.dilations[d];
-      if (p < 0 || p >= w.in[d]) { inside = false; break; }
-      input_offset = input_offset * w.in[d] + p;
-    }
-    if (inside) visit(kernel_offset, input_offset);
-    ++kernel_offset;
-  } while (next_index(k, w.kernel));
-}
-
 // The validated shapes of one convolution.
 struct ConvShape {
   int64_t batch = 0, in_channels = 0, out_channels = 0, group = 1;
-  Window window;
+  ref::Window window;
 };
 
 // Checks X [N, C, D1..Dn] against W [M, C/group, k1..kn] and the node's attributes.
@@ -153,7 +49,7 @@ ConvShape check_conv_shapes(const Node& node, const Tensor& x, const Tensor& w) 
   if (node.has_attr("kernel_shape") && node.attr_ints("kernel_shape") != kernel)
     ref::fail(node, "kernel_shape " + shape_str(node.attr_ints("kernel_shape")) + " does not match weight W " +
                         shape_str(w.shape));
-  s.window = resolve_window(node, in_spatial, kernel);
+  s.window = ref::resolve_window(node, in_spatial, kernel, ref::WindowRules::conv);
   return s;
 }
 
@@ -168,7 +64,7 @@ Shape conv_output_shape(const ConvShape& s) {
 // Acc is double for float convolution, int64_t for quantized (exact; callers narrow it).
 template <typename Acc, typename X, typename W, typename Emit>
 void conv_loop(const ConvShape& s, const X* x, Acc x_zp, const W* w, const std::vector<Acc>& w_zp, Emit emit) {
-  const Window& win = s.window;
+  const ref::Window& win = s.window;
   const int64_t in_size = shape_numel(win.in);
   const int64_t kernel_size = shape_numel(win.kernel);
   const int64_t group_in = s.in_channels / s.group;     // input channels seen by each filter
@@ -181,13 +77,13 @@ void conv_loop(const ConvShape& s, const X* x, Acc x_zp, const W* w, const std::
       std::vector<int64_t> o(win.out.size(), 0);
       do {
         Acc acc = 0;
-        for_each_tap(win, o, [&](int64_t k, int64_t i) {
+        ref::for_each_tap(win, o, [&](int64_t k, int64_t i) {
           for (int64_t c = 0; c < group_in; ++c)
             acc += (static_cast<Acc>(x_block[c * in_size + i]) - x_zp) *
                    (static_cast<Acc>(w_block[c * kernel_size + k]) - w_zp[m]);
         });
         emit(m, acc);
-      } while (next_index(o, win.out));
+      } while (ref::next_index(o, win.out));
     }
   }
 }
@@ -218,53 +114,6 @@ void conv_kernel(const Node& node, const Inputs& in, std::vector<Tensor>& out) {
 
 // ---- QLinearConv -------------------------------------------------------------------------
 
-bool is_8bit(DType t) { return t == DType::u8 || t == DType::i8; }
-
-// Like ref::visit_dtype, restricted to the 8-bit types (callers have checked is_8bit).
-template <typename F>
-void visit_8bit(DType t, F&& f) {
-  if (t == DType::u8) f(uint8_t{});
-  else f(int8_t{});
-}
-
-// A quantization parameter that is one value per tensor or one per channel.
-void check_scale(const Node& node, const Tensor& t, const char* role, int64_t channels) {
-  ref::expect_dtype(node, t, DType::f32, role);
-  if (!(t.numel() == 1 || (channels > 0 && t.rank() == 1 && t.numel() == channels)))
-    ref::fail(node, std::string(role) + " has shape " + shape_str(t.shape) + ", expected a scalar" +
-                        (channels > 0 ? " or [" + std::to_string(channels) + "]" : std::string()));
-  for (int64_t i = 0; i < t.numel(); ++i)
-    if (!std::isfinite(t.data<float>()[i])) ref::fail(node, std::string(role) + " is not finite");
-}
-
-void check_zero_point(const Node& node, const Tensor& t, DType want, const char* role, int64_t channels) {
-  ref::expect_dtype(node, t, want, role);
-  if (!(t.numel() == 1 || (channels > 0 && t.rank() == 1 && t.numel() == channels)))
-    ref::fail(node, std::string(role) + " has shape " + shape_str(t.shape) + ", expected a scalar" +
-                        (channels > 0 ? " or [" + std::to_string(channels) + "]" : std::string()));
-}
-
-// Element c of a per-tensor (1 element) or per-channel parameter.
-double channel_value(const Tensor& t, int64_t c) { return t.at_as_double(t.numel() == 1 ? 0 : c); }
-
-// ONNX rounds ties to the even neighbour (numpy.round / nearbyint in the default mode).
-float round_half_to_even(float v) {
-  const float lower = std::floor(v);
-  const float diff = v - lower;
-  if (diff > 0.5f) return lower + 1.0f;
-  if (diff < 0.5f) return lower;
-  return std::fmod(lower, 2.0f) == 0.0f ? lower : lower + 1.0f;
-}
-
-// y = saturate(round(acc * multiplier) + y_zp), in float like ONNX Runtime's reference.
-template <typename Y>
-Y requantize(int32_t acc, float multiplier, int32_t y_zp) {
-  const float lo = static_cast<float>(std::numeric_limits<Y>::min());
-  const float hi = static_cast<float>(std::numeric_limits<Y>::max());
-  const float q = round_half_to_even(static_cast<float>(acc) * multiplier) + static_cast<float>(y_zp);
-  return static_cast<Y>(std::clamp(q, lo, hi));  // clamp also tames +-inf
-}
-
 // QLinearConv: int32 acc = sum (x - x_zp)(w - w_zp[m]) + B[m];
 // y = saturate(round(acc * x_scale * w_scale[m] / y_scale) + y_zp).
 void qlinear_conv_kernel(const Node& node, const Inputs& in, std::vector<Tensor>& out) {
@@ -279,18 +128,20 @@ void qlinear_conv_kernel(const Node& node, const Inputs& in, std::vector<Tensor>
   const Tensor* b = in.size() > 8 ? in[8] : nullptr;
   ref::expect(!out.empty(), node, "expected one output");
 
-  if (!is_8bit(x.dtype)) ref::fail(node, std::string("input x has type ") + dtype_name(x.dtype) + ", expected uint8 or int8");
-  if (!is_8bit(w.dtype)) ref::fail(node, std::string("weight w has type ") + dtype_name(w.dtype) + ", expected uint8 or int8");
-  if (!is_8bit(y_zp.dtype))
+  if (!ref::is_8bit(x.dtype))
+    ref::fail(node, std::string("input x has type ") + dtype_name(x.dtype) + ", expected uint8 or int8");
+  if (!ref::is_8bit(w.dtype))
+    ref::fail(node, std::string("weight w has type ") + dtype_name(w.dtype) + ", expected uint8 or int8");
+  if (!ref::is_8bit(y_zp.dtype))
     ref::fail(node, std::string("y_zero_point has type ") + dtype_name(y_zp.dtype) + ", expected uint8 or int8");
   const ConvShape s = check_conv_shapes(node, x, w);
   const int64_t m_count = s.out_channels;
-  check_scale(node, x_scale, "x_scale", 0);
-  check_zero_point(node, x_zp, x.dtype, "x_zero_point", 0);
-  check_scale(node, w_scale, "w_scale", m_count);
-  check_zero_point(node, w_zp, w.dtype, "w_zero_point", m_count);
-  check_scale(node, y_scale, "y_scale", 0);
-  check_zero_point(node, y_zp, y_zp.dtype, "y_zero_point", 0);
+  ref::check_quant_param(node, x_scale, DType::f32, "x_scale", 0);
+  ref::check_quant_param(node, x_zp, x.dtype, "x_zero_point", 0);
+  ref::check_quant_param(node, w_scale, DType::f32, "w_scale", m_count);
+  ref::check_quant_param(node, w_zp, w.dtype, "w_zero_point", m_count);
+  ref::check_quant_param(node, y_scale, DType::f32, "y_scale", 0);
+  ref::check_quant_param(node, y_zp, y_zp.dtype, "y_zero_point", 0);
   if (!(y_scale.data<float>()[0] > 0.0f)) ref::fail(node, "y_scale must be positive");
   if (b) {
     ref::expect_dtype(node, *b, DType::i32, "bias B");
@@ -302,25 +153,26 @@ void qlinear_conv_kernel(const Node& node, const Inputs& in, std::vector<Tensor>
   std::vector<int64_t> w_zero(m_count);
   std::vector<float> multiplier(m_count);
   for (int64_t m = 0; m < m_count; ++m) {
-    w_zero[m] = static_cast<int64_t>(channel_value(w_zp, m));
-    multiplier[m] = x_scale.data<float>()[0] * static_cast<float>(channel_value(w_scale, m)) / y_scale.data<float>()[0];
+    w_zero[m] = static_cast<int64_t>(ref::channel_value(w_zp, m));
+    multiplier[m] =
+        x_scale.data<float>()[0] * static_cast<float>(ref::channel_value(w_scale, m)) / y_scale.data<float>()[0];
   }
   const int64_t x_zero = static_cast<int64_t>(x_zp.at_as_double(0));
   const int32_t y_zero = static_cast<int32_t>(y_zp.at_as_double(0));
 
   out[0].reset(y_zp.dtype, conv_output_shape(s));
-  visit_8bit(x.dtype, [&](auto x_tag) {
+  ref::visit_8bit(x.dtype, [&](auto x_tag) {
     using X = decltype(x_tag);
-    visit_8bit(w.dtype, [&](auto w_tag) {
+    ref::visit_8bit(w.dtype, [&](auto w_tag) {
       using W = decltype(w_tag);
-      visit_8bit(y_zp.dtype, [&](auto y_tag) {
+      ref::visit_8bit(y_zp.dtype, [&](auto y_tag) {
         using Y = decltype(y_tag);
         Y* y = out[0].data<Y>();
         conv_loop<int64_t>(s, x.data<X>(), x_zero, w.data<W>(), w_zero, [&](int64_t m, int64_t sum) {
           if (b) sum += b->data<int32_t>()[m];
           // ONNX accumulates in int32: summing exactly in int64 and narrowing once gives
           // the same wrap-around result without signed-overflow UB.
-          *y++ = requantize<Y>(static_cast<int32_t>(sum), multiplier[m], y_zero);
+          *y++ = ref::requantize<Y>(static_cast<int32_t>(sum), multiplier[m], y_zero);
         });
       });
     });

@@ -10,11 +10,6 @@
 namespace qplay {
 namespace {
 
-Tensor& first_output(const Node& node, std::vector<Tensor>& outputs) {
-  if (outputs.empty()) ref::fail(node, "has no output");
-  return outputs[0];
-}
-
 // ---------------------------------------------------------------------------------------------
 // Integer arithmetic with two's-complement wrap-around (as ONNX Runtime and numpy behave).
 // Signed overflow is undefined in C++, so the operation is done on the unsigned type and
@@ -114,7 +109,7 @@ void run_binary(BinaryOp op, const Node& node, const Inputs& inputs, std::vector
                         dtype_name(a.dtype) + " and " + dtype_name(b.dtype));
   if (node.has_attr("broadcast") || node.has_attr("axis"))
     ref::fail(node, "legacy (opset < 7) 'broadcast'/'axis' attributes are not supported");
-  Tensor& c = first_output(node, outputs);
+  Tensor& c = ref::first_output(node, outputs);
   ref::visit_dtype(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     binary_broadcast<T>(node, op, a, b, c);
@@ -132,7 +127,7 @@ void div_kernel(const Node& node, const Inputs& in, std::vector<Tensor>& out) { 
 // Relu: y = max(x, 0). Every dtype (a no-op for uint8); NaN passes through.
 void relu_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>& outputs) {
   const Tensor& x = ref::need_input(node, inputs, 0);
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(x.dtype, x.shape);
   ref::visit_dtype(x.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -175,7 +170,7 @@ bool clip_bound_input(const Node& node, const Inputs& inputs, size_t i, const Te
 // type's limits. If min > max every element becomes max (as the ONNX spec states).
 void clip_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>& outputs) {
   const Tensor& x = ref::need_input(node, inputs, 0);
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   ref::visit_dtype(x.dtype, [&](auto tag) {
     using T = decltype(tag);
     T lo = std::numeric_limits<T>::lowest();
@@ -203,7 +198,7 @@ void leaky_relu_kernel(const Node& node, const Inputs& inputs, std::vector<Tenso
   const Tensor& x = ref::need_input(node, inputs, 0);
   ref::expect_dtype(node, x, DType::f32, "input");
   const float alpha = node.attr_float("alpha", 0.01f);
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(DType::f32, x.shape);
   const float* px = x.data<float>();
   float* py = y.data<float>();
@@ -215,7 +210,7 @@ void leaky_relu_kernel(const Node& node, const Inputs& inputs, std::vector<Tenso
 void sigmoid_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>& outputs) {
   const Tensor& x = ref::need_input(node, inputs, 0);
   ref::expect_dtype(node, x, DType::f32, "input");
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(DType::f32, x.shape);
   const float* px = x.data<float>();
   float* py = y.data<float>();

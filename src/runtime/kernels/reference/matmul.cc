@@ -4,12 +4,10 @@
 //   MatMul:        Y[..., i, j] = sum_k A[..., i, k] * B[..., k, j]               (numpy.matmul)
 //   QLinearMatMul: acc = sum_k (A[.., i, k] - a_zp) * (B[.., k, j] - b_zp[j]);
 //                  Y = saturate(round(acc * a_scale * b_scale[j] / y_scale) + y_zp)
-#include <algorithm>
-#include <cmath>
-#include <limits>
 #include <type_traits>
 
 #include "runtime/kernels/reference/common.h"
+#include "runtime/kernels/reference/quant_math.h"
 
 namespace qplay {
 namespace {
@@ -158,47 +156,6 @@ void matmul_kernel(const Node& node, const Inputs& in, std::vector<Tensor>& out)
 
 // ---- QLinearMatMul -----------------------------------------------------------------------
 
-bool is_8bit(DType t) { return t == DType::u8 || t == DType::i8; }
-
-// Like ref::visit_dtype, restricted to the 8-bit types (callers have checked is_8bit).
-template <typename F>
-void visit_8bit(DType t, F&& f) {
-  if (t == DType::u8) f(uint8_t{});
-  else f(int8_t{});
-}
-
-// A quantization parameter with one value per tensor, or (columns > 0) one per column.
-void check_quant_param(const Node& node, const Tensor& t, DType want, const char* role, int64_t columns) {
-  ref::expect_dtype(node, t, want, role);
-  if (!(t.numel() == 1 || (columns > 0 && t.rank() == 1 && t.numel() == columns)))
-    ref::fail(node, std::string(role) + " has shape " + shape_str(t.shape) + ", expected a single value" +
-                        (columns > 0 ? " or [" + std::to_string(columns) + "]" : std::string(" (per-tensor)")));
-  if (want == DType::f32)
-    for (int64_t i = 0; i < t.numel(); ++i)
-      if (!std::isfinite(t.data<float>()[i])) ref::fail(node, std::string(role) + " is not finite");
-}
-
-// Element j of a per-tensor (1 element) or per-column parameter.
-double column_value(const Tensor& t, int64_t j) { return t.at_as_double(t.numel() == 1 ? 0 : j); }
-
-// ONNX rounds ties to the even neighbour (numpy.round / nearbyint in the default mode).
-float round_half_to_even(float v) {
-  const float lower = std::floor(v);
-  const float diff = v - lower;
-  if (diff > 0.5f) return lower + 1.0f;
-  if (diff < 0.5f) return lower;
-  return std::fmod(lower, 2.0f) == 0.0f ? lower : lower + 1.0f;
-}
-
-// y = saturate(round(acc * multiplier) + y_zp), in float like ONNX Runtime's reference.
-template <typename Y>
-Y requantize(int32_t acc, float multiplier, int32_t y_zp) {
-  const float lo = static_cast<float>(std::numeric_limits<Y>::min());
-  const float hi = static_cast<float>(std::numeric_limits<Y>::max());
-  const float q = round_half_to_even(static_cast<float>(acc) * multiplier) + static_cast<float>(y_zp);
-  return static_cast<Y>(std::clamp(q, lo, hi));  // clamp also tames +-inf
-}
-
 // QLinearMatMul: inputs a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point.
 // a and y are quantized per tensor; b per tensor or per column (b_scale / b_zero_point [N]).
 void qlinear_matmul_kernel(const Node& node, const Inputs& in, std::vector<Tensor>& out) {
@@ -212,43 +169,46 @@ void qlinear_matmul_kernel(const Node& node, const Inputs& in, std::vector<Tenso
   const Tensor& y_zp = ref::need_input(node, in, 7);
   ref::expect(!out.empty(), node, "expected one output");
 
-  if (!is_8bit(a.dtype)) ref::fail(node, std::string("input a has type ") + dtype_name(a.dtype) + ", expected uint8 or int8");
-  if (!is_8bit(b.dtype)) ref::fail(node, std::string("input b has type ") + dtype_name(b.dtype) + ", expected uint8 or int8");
-  if (!is_8bit(y_zp.dtype))
+  if (!ref::is_8bit(a.dtype))
+    ref::fail(node, std::string("input a has type ") + dtype_name(a.dtype) + ", expected uint8 or int8");
+  if (!ref::is_8bit(b.dtype))
+    ref::fail(node, std::string("input b has type ") + dtype_name(b.dtype) + ", expected uint8 or int8");
+  if (!ref::is_8bit(y_zp.dtype))
     ref::fail(node, std::string("y_zero_point has type ") + dtype_name(y_zp.dtype) + ", expected uint8 or int8");
   const MatMulPlan plan = plan_matmul(node, a.shape, b.shape);
   // Per-column parameters only make sense for a 2-D (or batched) b.
   const int64_t columns = b.rank() >= 2 ? plan.n : 0;
-  check_quant_param(node, a_scale, DType::f32, "a_scale", 0);
-  check_quant_param(node, a_zp, a.dtype, "a_zero_point", 0);
-  check_quant_param(node, b_scale, DType::f32, "b_scale", columns);
-  check_quant_param(node, b_zp, b.dtype, "b_zero_point", columns);
-  check_quant_param(node, y_scale, DType::f32, "y_scale", 0);
-  check_quant_param(node, y_zp, y_zp.dtype, "y_zero_point", 0);
+  ref::check_quant_param(node, a_scale, DType::f32, "a_scale", 0);
+  ref::check_quant_param(node, a_zp, a.dtype, "a_zero_point", 0);
+  ref::check_quant_param(node, b_scale, DType::f32, "b_scale", columns);
+  ref::check_quant_param(node, b_zp, b.dtype, "b_zero_point", columns);
+  ref::check_quant_param(node, y_scale, DType::f32, "y_scale", 0);
+  ref::check_quant_param(node, y_zp, y_zp.dtype, "y_zero_point", 0);
   if (!(y_scale.data<float>()[0] > 0.0f)) ref::fail(node, "y_scale must be positive");
 
   // Per output column: b's zero point and the float multiplier a_scale * b_scale[j] / y_scale.
   std::vector<int64_t> b_zero(static_cast<size_t>(plan.n));
   std::vector<float> multiplier(static_cast<size_t>(plan.n));
   for (int64_t j = 0; j < plan.n; ++j) {
-    b_zero[j] = static_cast<int64_t>(column_value(b_zp, j));
-    multiplier[j] = a_scale.data<float>()[0] * static_cast<float>(column_value(b_scale, j)) / y_scale.data<float>()[0];
+    b_zero[j] = static_cast<int64_t>(ref::channel_value(b_zp, j));
+    multiplier[j] =
+        a_scale.data<float>()[0] * static_cast<float>(ref::channel_value(b_scale, j)) / y_scale.data<float>()[0];
   }
   const int64_t a_zero = static_cast<int64_t>(a_zp.at_as_double(0));
   const int32_t y_zero = static_cast<int32_t>(y_zp.at_as_double(0));
 
   out[0].reset(y_zp.dtype, plan.out_shape);
-  visit_8bit(a.dtype, [&](auto a_tag) {
+  ref::visit_8bit(a.dtype, [&](auto a_tag) {
     using A = decltype(a_tag);
-    visit_8bit(b.dtype, [&](auto b_tag) {
+    ref::visit_8bit(b.dtype, [&](auto b_tag) {
       using B = decltype(b_tag);
-      visit_8bit(y_zp.dtype, [&](auto y_tag) {
+      ref::visit_8bit(y_zp.dtype, [&](auto y_tag) {
         using Y = decltype(y_tag);
         Y* y = out[0].data<Y>();
         matmul_loop<int64_t>(plan, a.data<A>(), a_zero, b.data<B>(), b_zero, [&](int64_t j, int64_t sum) {
           // ONNX accumulates in int32: summing exactly in int64 and narrowing once gives
           // the same wrap-around result without signed-overflow UB.
-          *y++ = requantize<Y>(static_cast<int32_t>(sum), multiplier[j], y_zero);
+          *y++ = ref::requantize<Y>(static_cast<int32_t>(sum), multiplier[j], y_zero);
         });
       });
     });

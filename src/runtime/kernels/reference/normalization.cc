@@ -7,18 +7,6 @@
 namespace qplay {
 namespace {
 
-Tensor& first_output(const Node& node, std::vector<Tensor>& outputs) {
-  if (outputs.empty()) ref::fail(node, "has no output");
-  return outputs[0];
-}
-
-// Product of shape[begin, end).
-int64_t dims_product(const Shape& shape, size_t begin, size_t end) {
-  int64_t p = 1;
-  for (size_t i = begin; i < end; ++i) p *= shape[i];
-  return p;
-}
-
 // Softmax: y = exp(x - max) / sum(exp(x - max)), the max and sum taken over a group of elements
 // (subtracting the max changes nothing mathematically but keeps exp from overflowing).
 //   opset >= 13: the group is the elements along `axis` (default -1).
@@ -34,11 +22,11 @@ void softmax_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>&
       static_cast<size_t>(ref::normalize_axis(node, node.attr_int("axis", coerce_2d ? 1 : -1), rank));
 
   // View x as [outer, n, inner]; each softmax group is n elements `inner` apart.
-  const int64_t outer = dims_product(x.shape, 0, axis);
-  const int64_t n = coerce_2d ? dims_product(x.shape, axis, x.rank()) : x.shape[axis];
-  const int64_t inner = coerce_2d ? 1 : dims_product(x.shape, axis + 1, x.rank());
+  const int64_t outer = ref::dims_product(x.shape, 0, axis);
+  const int64_t n = coerce_2d ? ref::dims_product(x.shape, axis, x.rank()) : x.shape[axis];
+  const int64_t inner = coerce_2d ? 1 : ref::dims_product(x.shape, axis + 1, x.rank());
 
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(DType::f32, x.shape);
   const float* px = x.data<float>();
   float* py = y.data<float>();
@@ -90,10 +78,10 @@ void batch_normalization_kernel(const Node& node, const Inputs& inputs, std::vec
   }
   const float epsilon = node.attr_float("epsilon", 1e-5f);
 
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(DType::f32, x.shape);
   const int64_t batch = x.shape[0];
-  const int64_t spatial_size = dims_product(x.shape, 2, x.rank());
+  const int64_t spatial_size = ref::dims_product(x.shape, 2, x.rank());
   const float* px = x.data<float>();
   float* py = y.data<float>();
   for (int64_t b = 0; b < batch; ++b) {

@@ -11,11 +11,6 @@
 namespace qplay {
 namespace {
 
-Tensor& first_output(const Node& node, std::vector<Tensor>& outputs) {
-  if (outputs.empty()) ref::fail(node, "has no output");
-  return outputs[0];
-}
-
 std::string float_str(float v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
@@ -135,7 +130,7 @@ void quantize_linear_kernel(const Node& node, const Inputs& inputs, std::vector<
   }
 
   const ParamLayout layout = resolve_layout(node, x, scale, zero_point);
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(out_type, x.shape);
   const auto run = [&](auto x_tag) {
     using X = decltype(x_tag);
@@ -183,7 +178,7 @@ void dequantize_linear_kernel(const Node& node, const Inputs& inputs, std::vecto
   }
 
   const ParamLayout layout = resolve_layout(node, x, scale, zero_point);
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(DType::f32, x.shape);
   switch (x.dtype) {
     case DType::u8: dequantize_all<uint8_t>(x, scale, zero_point, layout, y); break;

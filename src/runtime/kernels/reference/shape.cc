@@ -12,18 +12,6 @@
 namespace qplay {
 namespace {
 
-Tensor& first_output(const Node& node, std::vector<Tensor>& outputs) {
-  if (outputs.empty()) ref::fail(node, "has no output");
-  return outputs[0];
-}
-
-// Product of shape[begin, end).
-int64_t dims_product(const Shape& shape, size_t begin, size_t end) {
-  int64_t p = 1;
-  for (size_t i = begin; i < end; ++i) p *= shape[i];
-  return p;
-}
-
 // Row-major strides of `shape`.
 std::vector<int64_t> row_major_strides(const Shape& shape) {
   std::vector<int64_t> strides(shape.size(), 1);
@@ -72,7 +60,7 @@ void copy_with_shape(const Tensor& x, Shape shape, Tensor& y) {
 // Identity: y = x.
 void identity_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>& outputs) {
   const Tensor& x = ref::need_input(node, inputs, 0);
-  copy_with_shape(x, x.shape, first_output(node, outputs));
+  copy_with_shape(x, x.shape, ref::first_output(node, outputs));
 }
 
 // Flatten: 2-D view [prod(dims[0:axis]), prod(dims[axis:])]; axis in [-rank, rank], default 1.
@@ -83,9 +71,9 @@ void flatten_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>&
   if (axis < -rank || axis > rank)
     ref::fail(node, "axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank));
   if (axis < 0) axis += rank;
-  const int64_t outer = dims_product(x.shape, 0, static_cast<size_t>(axis));
-  const int64_t inner = dims_product(x.shape, static_cast<size_t>(axis), x.rank());
-  copy_with_shape(x, {outer, inner}, first_output(node, outputs));
+  const int64_t outer = ref::dims_product(x.shape, 0, static_cast<size_t>(axis));
+  const int64_t inner = ref::dims_product(x.shape, static_cast<size_t>(axis), x.rank());
+  copy_with_shape(x, {outer, inner}, ref::first_output(node, outputs));
 }
 
 // Reshape (opset 5+): the target shape is input #1 (int64). An entry 0 copies the input's
@@ -132,7 +120,7 @@ void reshape_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>&
   if (shape_numel(shape) != x.numel())
     ref::fail(node, "cannot reshape " + shape_str(x.shape) + " (" + std::to_string(x.numel()) +
                         " elements) to " + shape_str(shape));
-  copy_with_shape(x, std::move(shape), first_output(node, outputs));
+  copy_with_shape(x, std::move(shape), ref::first_output(node, outputs));
 }
 
 // Transpose: y[i_0, ..., i_{r-1}] with y.shape[k] = x.shape[perm[k]], i.e. output axis k is
@@ -162,7 +150,7 @@ void transpose_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor
     out_shape[k] = x.shape[static_cast<size_t>(perm[k])];
     step[k] = in_strides[static_cast<size_t>(perm[k])];
   }
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(x.dtype, out_shape);
 
   ref::visit_dtype(x.dtype, [&](auto tag) {
@@ -207,12 +195,12 @@ void concat_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>& 
                           std::to_string(axis));
     out_shape[axis] += t.shape[axis];
   }
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(first.dtype, out_shape);
 
   // View each tensor as [outer, block]: outer = prod(dims before axis); the output row is the
   // inputs' rows laid end to end.
-  const int64_t outer = dims_product(out_shape, 0, axis);
+  const int64_t outer = ref::dims_product(out_shape, 0, axis);
   const size_t elem = dtype_size(first.dtype);
   const int64_t out_block = y.numel() / std::max<int64_t>(outer, 1);
   int64_t column = 0;  // where the current input starts inside an output row
@@ -251,7 +239,7 @@ void squeeze_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>&
   Shape shape;
   for (size_t k = 0; k < x.rank(); ++k)
     if (!drop[k]) shape.push_back(x.shape[k]);
-  copy_with_shape(x, std::move(shape), first_output(node, outputs));
+  copy_with_shape(x, std::move(shape), ref::first_output(node, outputs));
 }
 
 // Unsqueeze: inserts size-1 dimensions at the listed axes, which index the *output*
@@ -268,7 +256,7 @@ void unsqueeze_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor
   Shape shape(static_cast<size_t>(out_rank));
   size_t next_input_dim = 0;
   for (size_t k = 0; k < shape.size(); ++k) shape[k] = inserted[k] ? 1 : x.shape[next_input_dim++];
-  copy_with_shape(x, std::move(shape), first_output(node, outputs));
+  copy_with_shape(x, std::move(shape), ref::first_output(node, outputs));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,7 +352,7 @@ void pad_kernel(const Node& node, const Inputs& inputs, std::vector<Tensor>& out
       ref::fail(node, "constant_value must be a scalar, got shape " + shape_str(inputs[2]->shape));
   }
 
-  Tensor& y = first_output(node, outputs);
+  Tensor& y = ref::first_output(node, outputs);
   y.reset(x.dtype, out_shape);
   const std::vector<int64_t> in_strides = row_major_strides(x.shape);
 
