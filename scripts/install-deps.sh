@@ -11,8 +11,11 @@ packages=(
   libeigen3-dev libdnnl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata
-  nodejs npm
 )
+# Node.js may come from Debian (nodejs + npm) or from a vendor build that bundles npm;
+# ask apt only for what is really missing.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
