@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   qplay::cli::add_info_command(app);
   qplay::cli::add_eval_command(app);
+  qplay::cli::add_compare_command(app);
+  qplay::cli::add_histogram_command(app);
   try {
     app.parse(argc, argv);  // runs the chosen command's callback
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,95 @@
+// Per-layer error of a quantized model against its FP32 model, over images of a data set.
+//
+// accumulated: both models run whole; each quantized layer's result (its output DQ) is compared
+//              with its FP32 counterpart's output. The error includes everything upstream.
+// isolated:    only this layer is quantized: the FP32 model's input activations of the layer are
+//              fed into the quantized layer's own nodes (input Q/DQ, weight/bias DQ, compute, Relu,
+//              output Q/DQ) and the result compared with the FP32 layer's output.
+//
+// Batches are spread over threads like evaluate(); every metric streams from the executor's
+// hook into per-batch accumulators merged in batch order, so no tensor outlives its batch and
+// results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "analysis/layers.h"
+#include "analysis/match.h"
+#include "analysis/metrics.h"
+#include "io/cifar10.h"
+
+namespace qplay {
+
+struct CompareOptions {
+  int64_t limit = -1;  // the first N images; -1 = all
+  int64_t image = -1;  // >= 0: only this image (index into the data set); overrides limit
+  int64_t batch = 50;  // images per batch (memory grows with it: every compared tensor of a batch)
+  int threads = 2;
+  bool isolated = true;  // also run each layer alone on FP32 inputs
+  bool fast_kernels = true;
+};
+
+struct LayerComparison {
+  std::string name;  // quantized layer (its compute node)
+  std::string kind;
+  std::string op_type;
+  std::string fp32_name;       // the FP32 counterpart
+  std::string compared_value;  // quantized model value measured (layer_result)
+  std::string fp32_value;      // FP32 layer output it is measured against
+  std::vector<std::string> quant_params;
+  std::string output_params;                                // "" when the output is not quantized
+  double scale = std::numeric_limits<double>::quiet_NaN();  // output grid step (per tensor), else NaN
+
+  ErrorMetrics accumulated;
+  bool has_isolated = false;
+  ErrorMetrics isolated;
+  bool has_codes = false;    // 8-bit output codes were seen
+  CodeStats codes;           // output codes of the full quantized run
+  CodeStats isolated_codes;  // output codes of the isolated run
+};
+
+struct AccuracyBreakdown {
+  int64_t images = 0;
+  int64_t fp32_correct = 0;
+  int64_t quantized_correct = 0;
+  std::vector<int> labels;  // per compared image
+  std::vector<int> fp32_predictions;
+  std::vector<int> quantized_predictions;
+  std::vector<int64_t> differing_images;  // data-set indices whose predicted class differs
+
+  double fp32_accuracy() const { return images ? double(fp32_correct) / double(images) : 0.0; }
+  double quantized_accuracy() const { return images ? double(quantized_correct) / double(images) : 0.0; }
+};
+
+struct Comparison {
+  int64_t first_image = 0;
+  int64_t images = 0;
+  bool single_image = false;            // --image K
+  std::vector<LayerComparison> layers;  // matched layers, in the quantized model's order
+  std::vector<std::string> unmatched_quantized;
+  std::vector<std::string> unmatched_fp32;
+  AccuracyBreakdown accuracy;
+  double seconds = 0.0;
+};
+
+Comparison compare_models(std::shared_ptr<const Graph> fp32, std::shared_ptr<const Graph> quantized,
+                          const Dataset& data, const CompareOptions& options);
+
+// A quantized layer's nodes as a graph of their own, for the isolated run: FP32-domain inputs in
+// (the values named in `inputs`, one per Layer::inputs entry), the layer's result (float) and
+// output codes out. Input Qs of the layer's DQs are included; a QOperator layer gets a synthesized
+// QuantizeLinear for inputs that are codes and a DequantizeLinear for its output.
+struct IsolatedLayer {
+  Graph graph;
+  std::vector<std::string> inputs;
+  std::string result;  // float32 output to compare
+  std::string codes;   // output codes, "" when the output is not quantized
+};
+
+IsolatedLayer isolate_layer(const Graph& g, const Layer& layer, const std::vector<QuantParam>& params);
+
+}  // namespace qplay

@@ -1,0 +1,34 @@
+// JSON shapes of the analysis (CLI --json today, the HTTP API and web UI later) and their text
+// renderings. docs/ANALYSIS.md documents the shapes; change both together.
+//
+// Non-finite numbers: JSON has none, so +inf/-inf (an SQNR of identical tensors) are written as
+// the strings "inf"/"-inf", and NaN (a metric that does not apply) as null.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "analysis/compare.h"
+#include "analysis/histogram.h"
+#include "analysis/layers.h"
+
+namespace qplay {
+
+// A number, or "inf"/"-inf", or null for NaN.
+nlohmann::json json_number(double v);
+
+nlohmann::json layers_json(const Graph& g, const std::vector<Layer>& layers);
+nlohmann::json error_metrics_json(const ErrorMetrics& m);
+nlohmann::json code_stats_json(const CodeStats& s);
+nlohmann::json quant_grid_json(const QuantGrid& grid);
+
+nlohmann::json compare_json(const Comparison& c, const std::string& fp32_path, const std::string& quantized_path,
+                            const std::string& data_source);
+std::string compare_text(const nlohmann::json& report);
+
+nlohmann::json histogram_json(const TensorHistogram& h, const std::string& model_path, const std::string& fp32_path,
+                              const std::string& data_source);
+std::string histogram_text(const nlohmann::json& report);
+
+}  // namespace qplay
