@@ -1,0 +1,190 @@
+#include "analysis/reevaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "analysis/batches.h"
+#include "analysis/capture.h"
+#include "runtime/executor.h"
+
+namespace qplay {
+namespace {
+
+int argmax(const float* row, int64_t n) { return static_cast<int>(std::max_element(row, row + n) - row); }
+
+std::vector<std::string> checkpoint_values(const Graph& g) {
+  std::vector<std::string> out;
+  for (const auto& in : g.inputs) out.push_back(in.name);
+  for (const auto& n : g.nodes)
+    if (n.op_type == "QuantizeLinear" && !g.initializer(n.input(0))) out.push_back(n.outputs[0]);
+  return out;
+}
+
+// Same node as in the base: what it computes is decided by op type, operands and attributes;
+// edits never change attributes, so name, op type, inputs and outputs decide.
+bool same_as_base(const Graph& base, const Node& n) {
+  const int i = base.find_node(n.name);
+  if (i < 0) return false;
+  const Node& b = base.nodes[i];
+  return b.op_type == n.op_type && b.domain == n.domain && b.inputs == n.inputs && b.outputs == n.outputs;
+}
+
+void score(Reevaluation& r, const std::vector<int>& labels) {
+  r.predictions.resize(r.images);
+  r.correct = 0;
+  for (int64_t i = 0; i < r.images; ++i) {
+    r.predictions[i] = argmax(&r.outputs[i * r.classes], r.classes);
+    r.correct += r.predictions[i] == labels[i];
+  }
+}
+
+}  // namespace
+
+BaseCache capture_base(std::shared_ptr<const Graph> base, const Dataset& data, const ReevalOptions& options) {
+  BaseCache c;
+  c.base = base;
+  c.options = options;
+  c.images = options.limit < 0 ? data.size() : std::min(options.limit, data.size());
+  c.labels.assign(data.labels.begin(), data.labels.begin() + c.images);
+  c.checkpoints = checkpoint_values(*base);
+  if (base->outputs.size() != 1) throw Error("incremental evaluation needs a model with one output");
+
+  ExecutorOptions eo;
+  eo.fast_kernels = options.fast_kernels;
+  const Executor executor(base, eo);
+  const ValueInfo& input = image_input(*base);
+  const ImageLayout layout = image_layout_for(input);
+  const std::set<std::string> keep(c.checkpoints.begin(), c.checkpoints.end());
+  const std::string output = base->outputs[0].name;
+
+  const int64_t batches = (c.images + options.batch - 1) / options.batch;
+  c.batches.resize(batches);
+  c.batch_begin.resize(batches);
+  std::vector<Tensor> outputs(batches);
+  run_batches(c.images, options.batch, options.threads, [&](int64_t b, int64_t begin, int64_t count, int) {
+    std::map<std::string, Tensor> feeds;
+    feeds[input.name] = make_image_batch(data, begin, count, layout);
+    auto& kept = c.batches[b];
+    kept = feeds;
+    auto result = executor.run(feeds, [&](int, const std::string& value, const Tensor& t) {
+      if (keep.count(value)) kept[value] = t;
+    });
+    outputs[b] = std::move(result.at(output));
+    c.batch_begin[b] = begin;
+  });
+  for (const auto& kept : c.batches)
+    for (const auto& [name, t] : kept) c.bytes += t.bytes.size();
+  c.classes = c.images ? outputs[0].numel() / outputs[0].shape[0] : 0;
+  for (const auto& t : outputs) c.outputs.insert(c.outputs.end(), t.data<float>(), t.data<float>() + t.numel());
+  return c;
+}
+
+Reevaluation base_result(const BaseCache& cache) {
+  Reevaluation r;
+  r.images = cache.images;
+  r.classes = cache.classes;
+  r.outputs = cache.outputs;
+  r.total_nodes = static_cast<int64_t>(cache.base->nodes.size());
+  r.cache_bytes = cache.bytes;
+  score(r, cache.labels);
+  return r;
+}
+
+RecomputePlan plan_recompute(const Graph& base, const EditedGraph& edited, const std::vector<std::string>& checkpoints) {
+  const Graph& g = edited.graph;
+  const std::set<std::string> cached(checkpoints.begin(), checkpoints.end());
+  const size_t n = g.nodes.size();
+  std::vector<bool> run(n, false);
+
+  // (a) and (b): forward from the changed nodes.
+  std::set<std::string> fresh;
+  for (size_t i = 0; i < n; ++i) {
+    const Node& node = g.nodes[i];
+    bool r = !same_as_base(base, node);
+    for (const auto& in : node.inputs) r = r || edited.dirty.count(in) || fresh.count(in);
+    if (!r) continue;
+    run[i] = true;
+    fresh.insert(node.outputs.begin(), node.outputs.end());
+  }
+  // (c): backward to the checkpoints. Producers come earlier in topological order, so one
+  // reverse sweep also covers the producers it adds.
+  for (size_t i = n; i-- > 0;) {
+    if (!run[i]) continue;
+    for (const auto& in : g.nodes[i].inputs) {
+      if (in.empty() || g.initializer(in) || cached.count(in)) continue;
+      const int p = g.producer_of(in);
+      if (p < 0) throw Error("cannot re-evaluate: value '" + in + "' is neither computed nor cached");
+      run[p] = true;
+    }
+  }
+
+  RecomputePlan plan;
+  std::set<std::string> produced, fed;
+  for (size_t i = 0; i < n; ++i)
+    if (run[i]) {
+      plan.nodes.push_back(static_cast<int>(i));
+      produced.insert(g.nodes[i].outputs.begin(), g.nodes[i].outputs.end());
+    }
+  for (int i : plan.nodes)
+    for (const auto& in : g.nodes[i].inputs)
+      if (!in.empty() && !g.initializer(in) && !produced.count(in) && fed.insert(in).second) plan.fed_values.push_back(in);
+  return plan;
+}
+
+Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited) {
+  const auto start = std::chrono::steady_clock::now();
+  const Graph& g = edited.graph;
+  const RecomputePlan plan = plan_recompute(*cache.base, edited, cache.checkpoints);
+  const std::string output = g.outputs.at(0).name;
+
+  Reevaluation r = base_result(cache);
+  r.total_nodes = static_cast<int64_t>(g.nodes.size());
+  const bool output_changes =
+      std::any_of(plan.nodes.begin(), plan.nodes.end(), [&](int i) {
+        const auto& outs = g.nodes[i].outputs;
+        return std::find(outs.begin(), outs.end(), output) != outs.end();
+      });
+  if (!output_changes) return r;  // nothing the output depends on changed
+
+  // The recomputed nodes as a graph of their own, fed from the checkpoints.
+  auto sub = std::make_shared<Graph>();
+  sub->name = g.name + "_recompute";
+  sub->opset = g.opset;
+  sub->ir_version = g.ir_version;
+  sub->outputs = g.outputs;
+  for (int i : plan.nodes) {
+    sub->nodes.push_back(g.nodes[i]);
+    r.recomputed_nodes.push_back(g.nodes[i].name);
+    for (const auto& in : g.nodes[i].inputs)
+      if (const Tensor* t = g.initializer(in)) sub->initializers[in] = *t;
+  }
+  const auto& first_batch = cache.batches.at(0);
+  for (const auto& v : plan.fed_values) {
+    const Tensor& t = first_batch.at(v);
+    ValueInfo info{v, t.dtype, t.shape, {}};
+    info.shape[0] = -1;
+    info.dim_params.assign(t.shape.size(), "");
+    info.dim_params[0] = "N";
+    sub->inputs.push_back(info);
+  }
+  r.fed_values = plan.fed_values;
+  for (const auto& kept : cache.batches)
+    for (const auto& v : plan.fed_values) r.fed_bytes += kept.at(v).bytes.size();
+
+  ExecutorOptions eo;
+  eo.fast_kernels = cache.options.fast_kernels;
+  const Executor executor(sub, eo);
+  run_batches(cache.images, cache.options.batch, cache.options.threads, [&](int64_t b, int64_t begin, int64_t, int) {
+    std::map<std::string, Tensor> feeds;
+    for (const auto& v : plan.fed_values) feeds[v] = cache.batches[b].at(v);
+    const auto result = executor.run(feeds);
+    const Tensor& out = result.at(output);
+    std::copy(out.data<float>(), out.data<float>() + out.numel(), r.outputs.begin() + begin * r.classes);
+  });
+  score(r, cache.labels);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+}  // namespace qplay
