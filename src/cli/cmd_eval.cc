@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "io/cifar10.h"
 #include "io/onnx_model.h"
+#include "runtime/integer/integer_mode.h"
 #include "session/evaluate.h"
 #include "session/reports.h"
 
@@ -24,6 +25,7 @@ void add_eval_command(CLI::App& app) {
     std::string data;
     std::string outputs;
     EvalOptions eval;
+    std::string mode = "simulate";
     bool reference = false;
     bool json = false;
   };
@@ -36,10 +38,15 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--batch", opt->eval.batch, "images per batch")->check(CLI::Range(1, 100000));
   cmd->add_option("--threads", opt->eval.threads, "worker threads")->check(CLI::Range(1, 256));
   cmd->add_option("--outputs", opt->outputs, "write raw outputs (float32 LE, images x classes) to FILE");
+  cmd->add_option("--mode", opt->mode,
+                  "simulate (default): Q/DQ per the ONNX spec, other ops in float; integer: quantized groups "
+                  "run as 8-bit kernels with int32 accumulation and fixed-point requantization")
+      ->check(CLI::IsMember({"simulate", "integer"}));
   cmd->add_flag("--reference", opt->reference, "run the reference kernels only (slow; the specification)");
   cmd->add_flag("--json", opt->json, "print JSON");
   cmd->callback([opt] {
-    auto g = std::make_shared<const Graph>(load_onnx(opt->model));
+    const integer::RunMode mode = integer::parse_run_mode(opt->mode);
+    auto g = integer::graph_for_mode(load_onnx(opt->model), mode);
     const Dataset data = load_cifar10(opt->data.empty() ? default_test_sample_path() : opt->data);
     ExecutorOptions exec;
     exec.fast_kernels = !opt->reference;

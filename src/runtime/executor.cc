@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "runtime/kernels/fast/integer_providers.h"
 #include "runtime/kernels/fast/providers.h"
 
 namespace qplay {
@@ -26,6 +27,8 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options) 
 
   if (options.fast_kernels)
     for (auto& p : fast::all_providers()) options.providers.push_back(std::move(p));
+  if (options.fast_kernels)  // integer ops (domain "qplay") of lowered graphs; nullptr for every other node
+    for (auto& p : fast::integer_providers()) options.providers.push_back(std::move(p));
   const size_t n = g.nodes.size();
   kernels_.reserve(n);
   node_inputs_.resize(n);

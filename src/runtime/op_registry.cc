@@ -12,6 +12,7 @@ const std::vector<OpSpec>& op_table() {
     register_shape_ops(t);
     register_normalization_ops(t);
     register_quantize_ops(t);
+    register_integer_ops(t);
     return t;
   }();
   return table;

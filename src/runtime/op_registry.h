@@ -44,5 +44,8 @@ void register_elementwise_ops(std::vector<OpSpec>& table);  // Add, Sub, Mul, Di
 void register_shape_ops(std::vector<OpSpec>& table);        // Flatten, Reshape, Transpose, Concat, Identity, Squeeze, Unsqueeze, Pad
 void register_normalization_ops(std::vector<OpSpec>& table);// Softmax, BatchNormalization
 void register_quantize_ops(std::vector<OpSpec>& table);     // QuantizeLinear, DequantizeLinear
+// Integer-mode ops in domain "qplay" (runtime/integer/ops.cc): QConv, QGemm, QAdd, QAveragePool,
+// QGlobalAveragePool. Only lowered graphs use them (runtime/integer/lower.h).
+void register_integer_ops(std::vector<OpSpec>& table);
 
 }  // namespace qplay

@@ -1,13 +1,558 @@
-// Placeholder until the fast integer kernels land.
+// Fast kernels for the integer ops: prepare (pack weights, precompute multipliers) once per
+// node, then compute. Bit-exact with runtime/integer/reference.h; anything unusual at run time
+// (types or shapes that differ from what was prepared) goes to the reference, which validates.
+//
+// QConv is a direct convolution over an int16 copy of each image, so no im2col matrix is built:
+//   buffer[cp][phase][hp][q][2] = x[2cp + t][hp - pad_top][q * stride_w + phase - pad_left] - x_zp
+// (0 in the padding and for the missing channel of an odd count). Splitting the padded columns
+// into stride_w phases makes the inputs of 8 consecutive output pixels 8 consecutive pairs for
+// every kernel tap, whatever the stride: output column ox, tap kx reads padded column
+// ox * stride_w + kx * dilation_w = (ox + kx * dilation_w / stride_w) * stride_w + phase.
+// QGemm uses the same micro-kernel with rows of A as the pixels.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <memory>
+
+#include "runtime/integer/params.h"
+#include "runtime/integer/reference.h"
 #include "runtime/kernels/fast/integer_providers.h"
+#include "runtime/kernels/fast/qgemm_s16.h"
+#include "runtime/kernels/fast/requantize_avx2.h"
 
 namespace qplay::fast {
+namespace {
 
-PreparedKernel prepare_qconv(const Node&, const Graph&) { return nullptr; }
-PreparedKernel prepare_qgemm(const Node&, const Graph&) { return nullptr; }
-PreparedKernel prepare_qadd(const Node&, const Graph&) { return nullptr; }
-PreparedKernel prepare_quantize_f32(const Node&, const Graph&) { return nullptr; }
+using namespace integer;
 
-std::vector<KernelProvider> integer_providers() { return {prepare_qconv, prepare_qgemm, prepare_qadd, prepare_quantize_f32}; }
+// (w - w_zp) for row m and depth index k, as the packers read it.
+using WeightAt = std::function<int32_t(int64_t m, int64_t k)>;
+
+// Weights in the qgemm_s16.h layout, with bias and output stage per row (rows padded to 4).
+struct PackedWeights {
+  int64_t rows = 0, tiles = 0, k_pairs = 0;
+  std::vector<int16_t> data;
+  std::vector<int32_t> bias;
+  std::vector<RowRequant> requant;  // per row (unused with float output)
+};
+
+// k-pair j of row m holds depth indices depth_of(j, 0) and depth_of(j, 1) (-1 = zero padding).
+PackedWeights pack_weights(int64_t rows, int64_t k_pairs, const std::function<int64_t(int64_t j, int t)>& depth_of,
+                           const WeightAt& weight, const std::vector<int32_t>& bias,
+                           const std::vector<FixedPointMultiplier>& multipliers) {
+  PackedWeights p;
+  p.rows = rows;
+  p.tiles = (rows + kTileRows - 1) / kTileRows;
+  p.k_pairs = k_pairs;
+  p.data.assign(static_cast<size_t>(p.tiles * k_pairs * kTileRows * 2), 0);
+  p.bias.assign(static_cast<size_t>(p.tiles * kTileRows), 0);
+  for (int64_t m = 0; m < rows; ++m) {
+    const int64_t tile = m / kTileRows, r = m % kTileRows;
+    for (int64_t j = 0; j < k_pairs; ++j)
+      for (int t = 0; t < 2; ++t) {
+        const int64_t k = depth_of(j, t);
+        if (k >= 0)
+          p.data[static_cast<size_t>(((tile * k_pairs + j) * kTileRows + r) * 2 + t)] =
+              static_cast<int16_t>(weight(m, k));
+      }
+    p.bias[m] = bias[m];
+  }
+  for (const auto& mult : multipliers) p.requant.push_back(make_row_requant(mult));
+  p.requant.resize(static_cast<size_t>(p.tiles * kTileRows), make_row_requant({0, 31}));
+  return p;
+}
+
+// Up to 8 consecutive output pixels: where their inputs start in the buffer and where they go.
+struct PixelGroup {
+  int64_t base = 0;  // pair index in the input buffer for k-pair offset 0
+  int64_t out = 0;   // index of the first pixel in the output plane (or output row for gemm)
+  int count = 0;     // 1..8; 0 marks the unused half of the last tile
+};
+
+// Runs every tile of one image: tiles of 4 output channels x 2 groups of 8 pixels, channel
+// tiles outermost so a tile's packed weights stay in L1 while the image streams by.
+// `store(tile, group0, group1, acc)` consumes the tile's accumulators (group1.count may be 0).
+template <typename Store>
+void run_tiles(const QKernels& k, const PackedWeights& w, const std::vector<int32_t>& offsets,
+               const std::vector<PixelGroup>& groups, const int16_t* buffer, Store store) {
+  alignas(32) int32_t acc[kTileRows * 2 * kGroupPixels];
+  for (int64_t tile = 0; tile < w.tiles; ++tile) {
+    const int16_t* wt = w.data.data() + tile * w.k_pairs * kTileRows * 2;
+    const int32_t* bias = w.bias.data() + tile * kTileRows;
+    for (size_t g = 0; g < groups.size(); g += 2) {
+      const PixelGroup& g0 = groups[g];
+      const PixelGroup g1 = g + 1 < groups.size() ? groups[g + 1] : PixelGroup{g0.base, g0.out, 0};
+      k.tile(w.k_pairs, wt, offsets.data(), buffer + 2 * g0.base, buffer + 2 * g1.base, bias, acc);
+      store(tile, g0, g1, acc);
+    }
+  }
+}
+
+OutputClamp output_clamp(const OutputStage& s) { return {s.zero_point, s.lo, s.hi, s.dtype == DType::i8}; }
+
+// Scratch buffers are per thread: one executor serves several threads at once.
+std::vector<int16_t>& scratch() {
+  thread_local std::vector<int16_t> buffer;
+  return buffer;
+}
+
+// ---- QConv ---------------------------------------------------------------------------------
+
+struct QConvPlan {
+  Shape w_shape;
+  int64_t channels = 0, channel_pairs = 0;
+  DType x_type = DType::u8;
+  int32_t x_zero_point = 0;
+  PackedWeights weights;
+  OutputClamp clamp;
+  QKernels kernels;
+};
+
+// Where one image's int16 copy lives: [channel_pairs][phases][padded_h][phase_w][2].
+struct ConvBufferLayout {
+  int64_t phases = 1, padded_h = 0, phase_w = 0;
+  int64_t pairs() const { return phases * padded_h * phase_w; }  // per channel pair
+};
+
+ConvBufferLayout conv_buffer_layout(const ConvGeometry& g) {
+  ConvBufferLayout l;
+  l.phases = g.stride_w;
+  l.padded_h = g.in_h + g.pad_top + g.pad_bottom;
+  l.phase_w = (g.in_w + g.pad_left + g.pad_right + g.stride_w - 1) / g.stride_w;
+  return l;
+}
+
+// Writes count pairs (a[i * stride] - zp, b[i * stride] - zp); b == nullptr reads as zp.
+template <typename X>
+void interleave_portable(const X* a, const X* b, int64_t count, int64_t stride, int32_t zp, int16_t* out) {
+  for (int64_t i = 0; i < count; ++i) {
+    out[2 * i] = static_cast<int16_t>(a[i * stride] - zp);
+    out[2 * i + 1] = static_cast<int16_t>(b ? b[i * stride] - zp : 0);
+  }
+}
+
+// 8 values at p[0], p[stride], ... (stride 1 or 2) as int16 minus the zero point.
+template <typename X>
+__attribute__((target("avx2"))) inline __m128i load8_minus_zp(const X* p, int64_t stride, __m128i zp) {
+  const __m128i even_bytes = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+  __m128i v = stride == 1 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))
+                          : _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), even_bytes);
+  v = std::is_same_v<X, uint8_t> ? _mm_cvtepu8_epi16(v) : _mm_cvtepi8_epi16(v);
+  return _mm_sub_epi16(v, zp);
+}
+
+// The same as interleave_portable for stride 1 or 2, 16 or 8 pairs at a time. Loads may read
+// past the row (the extra values are dropped) but never past `end`, the end of the tensor.
+template <typename X>
+__attribute__((target("avx2"))) inline void interleave_avx2(const X* a, const X* b, int64_t count, int64_t stride,
+                                                            const X* end, int32_t zp, int16_t* out) {
+  const int64_t readable = end - (b ? std::max(a, b) : a);  // elements left in the tensor after the later row
+  const __m128i zpv = _mm_set1_epi16(static_cast<int16_t>(zp));
+  const int64_t load_width = stride == 1 ? 8 : 16;
+  int64_t i = 0;
+  if (stride == 1) {  // 16 pairs per step
+    const __m256i zp16 = _mm256_set1_epi16(static_cast<int16_t>(zp));
+    for (; i + 16 <= count; i += 16) {  // reads a[i .. i+15], all inside the row
+      const __m128i a8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i));
+      const __m256i a16 =
+          _mm256_sub_epi16(std::is_same_v<X, uint8_t> ? _mm256_cvtepu8_epi16(a8) : _mm256_cvtepi8_epi16(a8), zp16);
+      __m256i b16 = _mm256_setzero_si256();
+      if (b) {
+        const __m128i b8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i));
+        b16 = _mm256_sub_epi16(std::is_same_v<X, uint8_t> ? _mm256_cvtepu8_epi16(b8) : _mm256_cvtepi8_epi16(b8), zp16);
+      }
+      // unpack works per 128-bit lane: lo = pairs 0-3 | 8-11, hi = pairs 4-7 | 12-15.
+      const __m256i lo = _mm256_unpacklo_epi16(a16, b16), hi = _mm256_unpackhi_epi16(a16, b16);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * i), _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * i + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
+    }
+  }
+  for (; i + 8 <= count && i * stride + load_width <= readable; i += 8) {
+    const __m128i a16 = load8_minus_zp(a + i * stride, stride, zpv);
+    const __m128i b16 = b ? load8_minus_zp(b + i * stride, stride, zpv) : _mm_setzero_si128();
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i), _mm_unpacklo_epi16(a16, b16));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i + 8), _mm_unpackhi_epi16(a16, b16));
+  }
+  interleave_portable(a + i * stride, b ? b + i * stride : nullptr, count - i, stride, zp, out + 2 * i);
+}
+
+// Which padded rows and column phases some output pixel reads: the others are not written and
+// stay zero (a 1x1 stride-2 convolution reads a quarter of its input).
+struct ConvBufferUse {
+  std::vector<char> row, phase;
+  std::vector<int64_t> q_begin, q_end;  // per phase: columns q holding image columns (others are padding)
+};
+
+ConvBufferUse conv_buffer_use(const ConvGeometry& g, const ConvBufferLayout& l) {
+  ConvBufferUse u;
+  u.row.assign(static_cast<size_t>(l.padded_h), 0);
+  u.phase.assign(static_cast<size_t>(l.phases), 0);
+  for (int64_t oy = 0; oy < g.out_h; ++oy)
+    for (int64_t ky = 0; ky < g.kernel_h; ++ky) u.row[oy * g.stride_h + ky * g.dilation_h] = 1;
+  for (int64_t kx = 0; kx < g.kernel_w; ++kx) u.phase[(kx * g.dilation_w) % l.phases] = 1;
+  for (int64_t phase = 0; phase < l.phases; ++phase) {
+    // Column q of this phase is image column q * stride + phase - pad_left.
+    const int64_t first = phase - g.pad_left;
+    const int64_t begin = first >= 0 ? 0 : (-first + g.stride_w - 1) / g.stride_w;
+    const int64_t end = first >= g.in_w ? 0 : (g.in_w - first + g.stride_w - 1) / g.stride_w;
+    u.q_begin.push_back(std::min(begin, l.phase_w));
+    u.q_end.push_back(std::max(std::min(end, l.phase_w), u.q_begin.back()));
+  }
+  return u;
+}
+
+// Writes the image columns of the int16 copy of image `x` (C x H x W) into `buffer` (see the
+// file comment). The padding is the same for every image, so run_qconv zeroes it once per call.
+template <typename X>
+void fill_conv_buffer_portable(const X* x, const ConvGeometry& g, const ConvBufferLayout& l, const ConvBufferUse& use,
+                               int64_t channel_pairs, int32_t zp, int16_t* buffer) {
+  const int64_t plane = g.in_h * g.in_w;
+  for (int64_t cp = 0; cp < channel_pairs; ++cp) {
+    const X* c0 = x + (2 * cp) * plane;
+    const X* c1 = 2 * cp + 1 < g.in_channels ? c0 + plane : nullptr;
+    for (int64_t phase = 0; phase < l.phases; ++phase) {
+      const int64_t q_begin = use.q_begin[phase], count = use.q_end[phase] - q_begin;
+      if (!use.phase[phase] || count == 0) continue;
+      const int64_t first_col = phase - g.pad_left + q_begin * g.stride_w;  // image column of q_begin
+      for (int64_t ih = 0; ih < g.in_h; ++ih) {
+        const int64_t hp = ih + g.pad_top;
+        if (!use.row[hp]) continue;
+        int16_t* out = buffer + 2 * (((cp * l.phases + phase) * l.padded_h + hp) * l.phase_w + q_begin);
+        interleave_portable(c0 + ih * g.in_w + first_col, c1 ? c1 + ih * g.in_w + first_col : nullptr, count,
+                            g.stride_w, zp, out);
+      }
+    }
+  }
+}
+
+// The same loop compiled for AVX2 as a whole, so the row conversions inline (stride_w <= 2).
+// (A shared template cannot take the AVX2 conversion as a callback: it would not inline.)
+template <typename X>
+__attribute__((target("avx2"))) void fill_conv_buffer_avx2(const X* x, const X* end, const ConvGeometry& g,
+                                                           const ConvBufferLayout& l, const ConvBufferUse& use,
+                                                           int64_t channel_pairs, int32_t zp, int16_t* buffer) {
+  const int64_t plane = g.in_h * g.in_w;
+  for (int64_t cp = 0; cp < channel_pairs; ++cp) {
+    const X* c0 = x + (2 * cp) * plane;
+    const X* c1 = 2 * cp + 1 < g.in_channels ? c0 + plane : nullptr;
+    for (int64_t phase = 0; phase < l.phases; ++phase) {
+      const int64_t q_begin = use.q_begin[phase], count = use.q_end[phase] - q_begin;
+      if (!use.phase[phase] || count == 0) continue;
+      const int64_t first_col = phase - g.pad_left + q_begin * g.stride_w;
+      for (int64_t ih = 0; ih < g.in_h; ++ih) {
+        const int64_t hp = ih + g.pad_top;
+        if (!use.row[hp]) continue;
+        int16_t* out = buffer + 2 * (((cp * l.phases + phase) * l.padded_h + hp) * l.phase_w + q_begin);
+        interleave_avx2(c0 + ih * g.in_w + first_col, c1 ? c1 + ih * g.in_w + first_col : nullptr, count, g.stride_w,
+                        end, zp, out);
+      }
+    }
+  }
+}
+
+// Returns false (and computes nothing) when the image's int16 copy is too large for the int32
+// offsets of the micro-kernel; the caller then runs the reference.
+bool run_qconv(const QConvPlan& p, const Node& node, const Tensor& x, Tensor& y) {
+  const ConvGeometry g = conv_geometry(node, x.shape, p.w_shape);
+  const ConvBufferLayout l = conv_buffer_layout(g);
+  if (p.channel_pairs * l.pairs() > (int64_t{1} << 30)) return false;
+  // Offsets of each k-pair, in the packing order j = (ky * kernel_w + kx) * channel_pairs + cp.
+  std::vector<int32_t> offsets(static_cast<size_t>(p.weights.k_pairs));
+  for (int64_t ky = 0; ky < g.kernel_h; ++ky)
+    for (int64_t kx = 0; kx < g.kernel_w; ++kx)
+      for (int64_t cp = 0; cp < p.channel_pairs; ++cp) {
+        const int64_t col = kx * g.dilation_w;
+        offsets[(ky * g.kernel_w + kx) * p.channel_pairs + cp] = static_cast<int32_t>(
+            ((cp * l.phases + col % l.phases) * l.padded_h + ky * g.dilation_h) * l.phase_w + col / l.phases);
+      }
+  std::vector<PixelGroup> groups;
+  for (int64_t oy = 0; oy < g.out_h; ++oy)
+    for (int64_t ox = 0; ox < g.out_w; ox += kGroupPixels)
+      groups.push_back({oy * g.stride_h * l.phase_w + ox, oy * g.out_w + ox,
+                        static_cast<int>(std::min<int64_t>(kGroupPixels, g.out_w - ox))});
+
+  y.reset(p.clamp.is_signed ? DType::i8 : DType::u8, {g.batch, g.out_channels, g.out_h, g.out_w});
+  const ConvBufferUse use = conv_buffer_use(g, l);
+  std::vector<int16_t>& buffer = scratch();
+  buffer.assign(static_cast<size_t>(2 * (p.channel_pairs * l.pairs() + 2 * kGroupPixels)), 0);  // padding = 0
+  const int64_t out_plane = g.out_h * g.out_w;
+  for (int64_t n = 0; n < g.batch; ++n) {
+    const int64_t image = n * g.in_channels * g.in_h * g.in_w;
+    if (n + 1 < g.batch)  // the next image is in L3 by now (the previous layer wrote the whole batch)
+      for (int64_t byte = 0; byte < g.in_channels * g.in_h * g.in_w; byte += 64)
+        __builtin_prefetch(x.bytes.data() + image + g.in_channels * g.in_h * g.in_w + byte);
+    const bool avx2 = p.kernels.avx2 && g.stride_w <= 2;
+    if (p.x_type == DType::u8 && avx2)
+      fill_conv_buffer_avx2(x.data<uint8_t>() + image, x.data<uint8_t>() + x.numel(), g, l, use, p.channel_pairs,
+                            p.x_zero_point, buffer.data());
+    else if (p.x_type == DType::u8)
+      fill_conv_buffer_portable(x.data<uint8_t>() + image, g, l, use, p.channel_pairs, p.x_zero_point, buffer.data());
+    else if (avx2)
+      fill_conv_buffer_avx2(x.data<int8_t>() + image, x.data<int8_t>() + x.numel(), g, l, use, p.channel_pairs,
+                            p.x_zero_point, buffer.data());
+    else
+      fill_conv_buffer_portable(x.data<int8_t>() + image, g, l, use, p.channel_pairs, p.x_zero_point, buffer.data());
+    uint8_t* yn = y.bytes.data() + n * g.out_channels * out_plane;
+    run_tiles(p.kernels, p.weights, offsets, groups, buffer.data(),
+              [&](int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
+                TileDestination dst;
+                dst.out = yn + tile * kTileRows * out_plane;
+                dst.row_stride = out_plane;
+                dst.rows = static_cast<int>(std::min<int64_t>(kTileRows, p.weights.rows - tile * kTileRows));
+                dst.group_out[0] = g0.out;
+                dst.group_out[1] = g1.out;
+                dst.group_count[0] = g0.count;
+                dst.group_count[1] = g1.count;
+                p.kernels.store(acc, p.weights.requant.data() + tile * kTileRows, p.clamp, dst);
+              });
+  }
+  return true;
+}
+
+// ---- QGemm ---------------------------------------------------------------------------------
+
+struct QGemmPlan {
+  Shape b_shape;
+  int64_t depth = 0, cols = 0;
+  DType a_type = DType::u8;
+  int32_t a_zero_point = 0;
+  bool float_output = false;
+  std::vector<float> dequant_scale;
+  PackedWeights weights;
+  OutputClamp clamp;
+  QKernels kernels;
+};
+
+// Returns false (computing nothing) when A's int16 copy is too large for int32 offsets.
+bool run_qgemm(const QGemmPlan& p, const Node& node, const Tensor& a, Tensor& y) {
+  const GemmGeometry g = gemm_geometry(node, a.shape, p.b_shape);
+  // Buffer [k_pairs][row_stride][2]: rows of A are the "pixels", k-pair j at offset j * row_stride.
+  const int64_t row_stride = g.rows + kGroupPixels;
+  if (p.weights.k_pairs * row_stride > (int64_t{1} << 30)) return false;
+  std::vector<int16_t>& buffer = scratch();
+  buffer.assign(static_cast<size_t>(2 * (p.weights.k_pairs * row_stride + 2 * kGroupPixels)), 0);
+  for (int64_t r = 0; r < g.rows; ++r)
+    for (int64_t k = 0; k < g.depth; ++k) {
+      const int32_t v = p.a_type == DType::u8 ? int32_t{a.data<uint8_t>()[r * g.depth + k]}
+                                              : int32_t{a.data<int8_t>()[r * g.depth + k]};
+      buffer[static_cast<size_t>(2 * ((k / 2) * row_stride + r) + k % 2)] = static_cast<int16_t>(v - p.a_zero_point);
+    }
+  std::vector<int32_t> offsets(static_cast<size_t>(p.weights.k_pairs));
+  for (int64_t j = 0; j < p.weights.k_pairs; ++j) offsets[j] = static_cast<int32_t>(j * row_stride);
+  std::vector<PixelGroup> groups;
+  for (int64_t r = 0; r < g.rows; r += kGroupPixels)
+    groups.push_back({r, r, static_cast<int>(std::min<int64_t>(kGroupPixels, g.rows - r))});
+
+  y.reset(p.float_output ? DType::f32 : (p.clamp.is_signed ? DType::i8 : DType::u8), g.out_shape);
+  // Y is [rows, cols] with the tile's channels as columns: a strided store, done in scalar
+  // (the classifier head of a CNN is a few hundred values per image).
+  run_tiles(p.kernels, p.weights, offsets, groups, buffer.data(),
+            [&](int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
+              for (int r = 0; r < kTileRows; ++r) {
+                const int64_t n = tile * kTileRows + r;
+                if (n >= g.cols) break;
+                for (const PixelGroup* grp : {&g0, &g1})
+                  for (int i = 0; i < grp->count; ++i) {
+                    const int32_t v = acc[r * 16 + (grp == &g1 ? 8 : 0) + i];
+                    const int64_t at = (grp->out + i) * g.cols + n;
+                    if (p.float_output)
+                      y.data<float>()[at] = static_cast<float>(v) * p.dequant_scale[n];
+                    else
+                      y.bytes[static_cast<size_t>(at)] = static_cast<uint8_t>(
+                          requantize(v, p.weights.requant[n].multiplier, p.clamp.zero_point, p.clamp.lo, p.clamp.hi));
+                  }
+              }
+            });
+  return true;
+}
+
+// ---- QAdd (same shapes) --------------------------------------------------------------------
+
+struct QAddPlan {
+  QAddQuant quant;
+  RowRequant a_requant, b_requant, out_requant;
+  OutputClamp clamp;
+  DType a_type = DType::u8, b_type = DType::u8;
+  bool avx2 = false;
+};
+
+template <typename T>
+__attribute__((target("avx2"))) inline __m256i load8_as_i32(const T* p) {
+  const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return std::is_same_v<T, uint8_t> ? _mm256_cvtepu8_epi32(v) : _mm256_cvtepi8_epi32(v);
+}
+
+// Eq. (11)-(13) on 8 lanes, then the scalar reference for the tail.
+template <typename A, typename B, typename Y>
+__attribute__((target("avx2"))) void qadd_avx2(const QAddPlan& p, const A* a, const B* b, Y* y, int64_t count) {
+  const __m256i a_zp = _mm256_set1_epi32(p.quant.a_zero_point), b_zp = _mm256_set1_epi32(p.quant.b_zero_point);
+  const __m256i y_zp = _mm256_set1_epi32(p.clamp.zero_point);
+  const __m256i lo = _mm256_set1_epi32(p.clamp.lo), hi = _mm256_set1_epi32(p.clamp.hi);
+  const RequantVectors a_requant = broadcast_requant(p.a_requant), b_requant = broadcast_requant(p.b_requant);
+  const RequantVectors out_requant = broadcast_requant(p.out_requant);
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m256i a_shifted = _mm256_slli_epi32(_mm256_sub_epi32(load8_as_i32(a + i), a_zp), kAddLeftShift);
+    const __m256i b_shifted = _mm256_slli_epi32(_mm256_sub_epi32(load8_as_i32(b + i), b_zp), kAddLeftShift);
+    const __m256i sum = _mm256_add_epi32(multiply_by_fixed_point_avx2(a_shifted, a_requant),
+                                         multiply_by_fixed_point_avx2(b_shifted, b_requant));
+    __m256i v = _mm256_add_epi32(multiply_by_fixed_point_avx2(sum, out_requant), y_zp);
+    v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+    const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    const __m128i bytes = std::is_same_v<Y, int8_t> ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), bytes);
+  }
+  for (; i < count; ++i) y[i] = static_cast<Y>(qadd_value(p.quant, a[i], b[i]));
+}
+
+template <typename A, typename B, typename Y>
+void qadd_portable(const QAddPlan& p, const A* a, const B* b, Y* y, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) y[i] = static_cast<Y>(qadd_value(p.quant, a[i], b[i]));
+}
+
+template <typename F>
+void visit_8bit(DType t, F&& f) {
+  if (t == DType::u8)
+    f(uint8_t{});
+  else
+    f(int8_t{});
+}
+
+void run_qadd(const QAddPlan& p, const Tensor& a, const Tensor& b, Tensor& y) {
+  y.reset(p.clamp.is_signed ? DType::i8 : DType::u8, a.shape);
+  visit_8bit(p.a_type, [&](auto at) {
+    visit_8bit(p.b_type, [&](auto bt) {
+      visit_8bit(y.dtype, [&](auto yt) {
+        using A = decltype(at);
+        using B = decltype(bt);
+        using Y = decltype(yt);
+        if (p.avx2)
+          qadd_avx2(p, a.data<A>(), b.data<B>(), y.data<Y>(), a.numel());
+        else
+          qadd_portable(p, a.data<A>(), b.data<B>(), y.data<Y>(), a.numel());
+      });
+    });
+  });
+}
+
+// Inputs of `node` with the listed (constant) ones taken from the graph's initializers and the
+// others null; false if a listed input is named but not an initializer.
+bool constant_inputs(const Node& node, const Graph& graph, std::initializer_list<size_t> constant, Inputs& inputs) {
+  inputs.assign(node.inputs.size(), nullptr);
+  for (size_t i : constant) {
+    if (i >= node.inputs.size() || node.inputs[i].empty()) continue;
+    inputs[i] = graph.initializer(node.inputs[i]);
+    if (inputs[i] == nullptr) return false;
+  }
+  return true;
+}
+
+bool is_integer_op(const Node& node, const char* op_type) { return node.op_type == op_type && node.domain == kDomain; }
+
+}  // namespace
+
+PreparedKernel prepare_qconv(const Node& node, const Graph& graph) {
+  if (!is_integer_op(node, "QConv") || node.attr_int("group", 1) != 1) return nullptr;
+  Inputs constants;
+  if (!constant_inputs(node, graph, {1, 2, 3, 4, 5, 6, 7, 8}, constants) || node.inputs.size() < 8) return nullptr;
+  const Tensor& w = *constants[3];
+  if (w.rank() != 4 || !is_8bit(w.dtype)) return nullptr;
+  const QConvQuant q = make_qconv_quant(node, constants);  // validates; throws naming node and value
+
+  auto plan = std::make_shared<QConvPlan>();
+  plan->w_shape = w.shape;
+  plan->channels = w.shape[1];
+  plan->channel_pairs = (plan->channels + 1) / 2;
+  plan->x_type = constants[2]->dtype;
+  plan->x_zero_point = q.x_zero_point;
+  plan->clamp = output_clamp(q.out);
+  plan->kernels = select_qkernels();
+  const int64_t kh = w.shape[2], kw = w.shape[3], cp_count = plan->channel_pairs, channels = plan->channels;
+  const int64_t depth = channels * kh * kw;
+  // Depth index (c, ky, kx) of k-pair j = (ky * kw + kx) * channel_pairs + cp, element t.
+  auto depth_of = [=](int64_t j, int t) -> int64_t {
+    const int64_t c = 2 * (j % cp_count) + t, tap = j / cp_count;
+    return c < channels ? (c * kh + tap / kw) * kw + tap % kw : -1;
+  };
+  WeightAt weight = [&](int64_t m, int64_t k) {
+    const int32_t v =
+        w.dtype == DType::u8 ? int32_t{w.data<uint8_t>()[m * depth + k]} : int32_t{w.data<int8_t>()[m * depth + k]};
+    return v - q.w_zero_point[m];
+  };
+  plan->weights = pack_weights(w.shape[0], kh * kw * cp_count, depth_of, weight, q.bias, q.out.multiplier);
+
+  const ReferenceKernel reference = find_op("QConv", kDomain)->reference;
+  return [plan, node, reference](const Inputs& in, std::vector<Tensor>& out) {
+    const Tensor* x = in.empty() ? nullptr : in[0];
+    if (!x || x->dtype != plan->x_type || x->rank() != 4 || x->shape[1] != plan->channels)
+      return reference(node, in, out);
+    if (!run_qconv(*plan, node, *x, out.at(0))) reference(node, in, out);
+  };
+}
+
+PreparedKernel prepare_qgemm(const Node& node, const Graph& graph) {
+  if (!is_integer_op(node, "QGemm")) return nullptr;
+  Inputs constants;
+  if (!constant_inputs(node, graph, {1, 2, 3, 4, 5, 6, 7, 8}, constants) || node.inputs.size() < 6) return nullptr;
+  const Tensor& b = *constants[3];
+  if (b.rank() != 2 || !is_8bit(b.dtype)) return nullptr;
+  const QGemmQuant q = make_qgemm_quant(node, constants);
+
+  auto plan = std::make_shared<QGemmPlan>();
+  const bool trans_b = node.attr_int("transB", 0) != 0;
+  plan->b_shape = b.shape;
+  plan->depth = trans_b ? b.shape[1] : b.shape[0];
+  plan->cols = trans_b ? b.shape[0] : b.shape[1];
+  plan->a_type = constants[2]->dtype;
+  plan->a_zero_point = q.a_zero_point;
+  plan->float_output = q.float_output;
+  plan->dequant_scale = q.dequant_scale;
+  plan->clamp = output_clamp(q.out);
+  plan->kernels = select_qkernels();
+  const int64_t depth = plan->depth, cols = plan->cols;
+  auto depth_of = [=](int64_t j, int t) -> int64_t { return 2 * j + t < depth ? 2 * j + t : -1; };
+  WeightAt weight = [&](int64_t n, int64_t k) {
+    const int64_t i = trans_b ? n * depth + k : k * cols + n;
+    const int32_t v = b.dtype == DType::u8 ? int32_t{b.data<uint8_t>()[i]} : int32_t{b.data<int8_t>()[i]};
+    return v - q.b_zero_point[n];
+  };
+  plan->weights = pack_weights(cols, (depth + 1) / 2, depth_of, weight, q.bias, q.out.multiplier);
+
+  const ReferenceKernel reference = find_op("QGemm", kDomain)->reference;
+  return [plan, node, reference](const Inputs& in, std::vector<Tensor>& out) {
+    const Tensor* a = in.empty() ? nullptr : in[0];
+    if (!a || a->dtype != plan->a_type || a->rank() < 1 || a->shape.back() != plan->depth)
+      return reference(node, in, out);
+    if (!run_qgemm(*plan, node, *a, out.at(0))) reference(node, in, out);
+  };
+}
+
+PreparedKernel prepare_qadd(const Node& node, const Graph& graph) {
+  if (!is_integer_op(node, "QAdd")) return nullptr;
+  Inputs constants;
+  if (!constant_inputs(node, graph, {1, 2, 4, 5, 6, 7}, constants) || node.inputs.size() != 8) return nullptr;
+  auto plan = std::make_shared<QAddPlan>();
+  plan->quant = make_qadd_quant(node, constants);
+  plan->a_requant = make_row_requant(plan->quant.a_multiplier);
+  plan->b_requant = make_row_requant(plan->quant.b_multiplier);
+  plan->out_requant = make_row_requant(plan->quant.out.multiplier[0]);
+  plan->clamp = output_clamp(plan->quant.out);
+  plan->a_type = constants[2]->dtype;
+  plan->b_type = constants[5]->dtype;
+  plan->avx2 = select_qkernels().avx2;
+  const ReferenceKernel reference = find_op("QAdd", kDomain)->reference;
+  return [plan, node, reference](const Inputs& in, std::vector<Tensor>& out) {
+    const Tensor* a = in.size() > 3 ? in[0] : nullptr;
+    const Tensor* b = in.size() > 3 ? in[3] : nullptr;
+    if (!a || !b || a->shape != b->shape || a->dtype != plan->a_type || b->dtype != plan->b_type)
+      return reference(node, in, out);  // broadcasting and anything unusual
+    run_qadd(*plan, *a, *b, out.at(0));
+  };
+}
+
+std::vector<KernelProvider> integer_providers() { return {prepare_qconv, prepare_qgemm, prepare_qadd}; }
 
 }  // namespace qplay::fast

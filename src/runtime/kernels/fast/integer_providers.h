@@ -16,8 +16,6 @@ PreparedKernel prepare_qconv(const Node& node, const Graph& graph);
 PreparedKernel prepare_qgemm(const Node& node, const Graph& graph);
 // qplay.QAdd with inputs of the same shape.
 PreparedKernel prepare_qadd(const Node& node, const Graph& graph);
-// QuantizeLinear float32 -> 8-bit with a per-tensor constant scale (the input of integer graphs).
-PreparedKernel prepare_quantize_f32(const Node& node, const Graph& graph);
 
 // All of the above, in the order the executor should try them.
 std::vector<KernelProvider> integer_providers();

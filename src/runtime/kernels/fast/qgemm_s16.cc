@@ -1,0 +1,145 @@
+#include "runtime/kernels/fast/qgemm_s16.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "runtime/kernels/fast/requantize_avx2.h"
+
+namespace qplay::fast {
+
+// ---- portable --------------------------------------------------------------------------------
+
+void qtile_4x16_portable(int64_t k_pairs, const int16_t* w, const int32_t* offsets, const int16_t* group0,
+                         const int16_t* group1, const int32_t* bias, int32_t* acc) {
+  // Sums wrap like the vector instructions (uint32): lanes past a partial group may read any
+  // int16 values, so only the lanes that are stored are proven not to overflow (eq. 4).
+  uint32_t sum[kTileRows * 16];
+  for (int r = 0; r < kTileRows; ++r)
+    for (int i = 0; i < 16; ++i) sum[r * 16 + i] = static_cast<uint32_t>(bias[r]);
+  for (int64_t j = 0; j < k_pairs; ++j) {
+    const int16_t* x[2] = {group0 + 2 * int64_t{offsets[j]}, group1 + 2 * int64_t{offsets[j]}};
+    const int16_t* wj = w + j * kTileRows * 2;
+    for (int r = 0; r < kTileRows; ++r)
+      for (int g = 0; g < 2; ++g)
+        for (int i = 0; i < kGroupPixels; ++i)
+          sum[r * 16 + g * 8 + i] +=
+              static_cast<uint32_t>(int32_t{wj[r * 2]} * x[g][i * 2] + int32_t{wj[r * 2 + 1]} * x[g][i * 2 + 1]);
+  }
+  for (int i = 0; i < kTileRows * 16; ++i) acc[i] = static_cast<int32_t>(sum[i]);
+}
+
+void store_tile_portable(const int32_t* acc, const RowRequant* rows, const OutputClamp& clamp,
+                         const TileDestination& dst) {
+  for (int r = 0; r < dst.rows; ++r)
+    for (int g = 0; g < 2; ++g) {
+      uint8_t* out = dst.out + r * dst.row_stride + dst.group_out[g];
+      for (int i = 0; i < dst.group_count[g]; ++i) {
+        const int32_t v =
+            integer::requantize(acc[r * 16 + g * 8 + i], rows[r].multiplier, clamp.zero_point, clamp.lo, clamp.hi);
+        out[i] = clamp.is_signed ? static_cast<uint8_t>(static_cast<int8_t>(v)) : static_cast<uint8_t>(v);
+      }
+    }
+}
+
+RowRequant make_row_requant(integer::FixedPointMultiplier m) {
+  RowRequant r;
+  r.multiplier = m;
+  r.acc_limit = m.shift <= 30 ? 1024 : INT32_MAX;  // shift <= 30 <=> M >= 1 (m0 >= 2^30)
+  r.rounding = (int64_t{1} << (m.shift - 1)) + (int64_t{1} << 62);
+  r.offset = static_cast<int32_t>(static_cast<uint32_t>(uint64_t{1} << (62 - m.shift)));
+  return r;
+}
+
+// ---- AVX2 ------------------------------------------------------------------------------------
+
+namespace {
+
+bool cpu_has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+
+}  // namespace
+
+__attribute__((target("avx2"))) void store_tile_avx2(const int32_t* acc, const RowRequant* rows,
+                                                     const OutputClamp& clamp, const TileDestination& dst) {
+  const __m256i zp = _mm256_set1_epi32(clamp.zero_point);
+  const __m256i lo = _mm256_set1_epi32(clamp.lo), hi = _mm256_set1_epi32(clamp.hi);
+  for (int r = 0; r < dst.rows; ++r) {
+    // Both groups of the row at once: 16 values -> 16 bytes.
+    const RequantVectors requant = broadcast_requant(rows[r]);
+    __m256i v0 =
+        multiply_by_fixed_point_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + r * 16)), requant);
+    __m256i v1 =
+        multiply_by_fixed_point_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + r * 16 + 8)), requant);
+    v0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v0, zp), lo), hi);
+    v1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v1, zp), lo), hi);
+    // Values are inside [lo, hi] now, so the saturating packs never saturate. packs works per
+    // 128-bit lane: words = v0[0..3] v1[0..3] | v0[4..7] v1[4..7]; the permute restores order.
+    const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
+    const __m128i w0 = _mm256_castsi256_si128(words), w1 = _mm256_extracti128_si256(words, 1);
+    const __m128i bytes = clamp.is_signed ? _mm_packs_epi16(w0, w1) : _mm_packus_epi16(w0, w1);
+    uint8_t* out = dst.out + r * dst.row_stride;
+    if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels &&
+        dst.group_out[1] == dst.group_out[0] + kGroupPixels) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
+      continue;
+    }
+    alignas(16) uint8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+    std::memcpy(out + dst.group_out[0], tmp, static_cast<size_t>(dst.group_count[0]));
+    if (dst.group_count[1]) std::memcpy(out + dst.group_out[1], tmp + 8, static_cast<size_t>(dst.group_count[1]));
+  }
+}
+
+__attribute__((target("avx2"))) void qtile_4x16_avx2(int64_t k_pairs, const int16_t* w, const int32_t* offsets,
+                                                     const int16_t* group0, const int16_t* group1, const int32_t* bias,
+                                                     int32_t* acc) {
+  __m256i a00 = _mm256_set1_epi32(bias[0]), a01 = a00;
+  __m256i a10 = _mm256_set1_epi32(bias[1]), a11 = a10;
+  __m256i a20 = _mm256_set1_epi32(bias[2]), a21 = a20;
+  __m256i a30 = _mm256_set1_epi32(bias[3]), a31 = a30;
+  for (int64_t j = 0; j < k_pairs; ++j) {
+    const int64_t off = 2 * int64_t{offsets[j]};
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group0 + off));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group1 + off));
+    const int32_t* wj = reinterpret_cast<const int32_t*>(w + j * kTileRows * 2);  // 4 (w_k, w_k+1) pairs
+    __m256i wr = _mm256_set1_epi32(wj[0]);
+    a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(x0, wr));
+    a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(x1, wr));
+    wr = _mm256_set1_epi32(wj[1]);
+    a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(x0, wr));
+    a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(x1, wr));
+    wr = _mm256_set1_epi32(wj[2]);
+    a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(x0, wr));
+    a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(x1, wr));
+    wr = _mm256_set1_epi32(wj[3]);
+    a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(x0, wr));
+    a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(x1, wr));
+  }
+  __m256i* out = reinterpret_cast<__m256i*>(acc);
+  _mm256_storeu_si256(out + 0, a00);
+  _mm256_storeu_si256(out + 1, a01);
+  _mm256_storeu_si256(out + 2, a10);
+  _mm256_storeu_si256(out + 3, a11);
+  _mm256_storeu_si256(out + 4, a20);
+  _mm256_storeu_si256(out + 5, a21);
+  _mm256_storeu_si256(out + 6, a30);
+  _mm256_storeu_si256(out + 7, a31);
+}
+
+namespace {
+std::atomic<bool> portable_forced{false};
+}  // namespace
+
+void force_portable_qkernels(bool portable) { portable_forced = portable; }
+
+QKernels select_qkernels() {
+  if (!portable_forced && cpu_has_avx2()) return {qtile_4x16_avx2, store_tile_avx2, true};
+  return {qtile_4x16_portable, store_tile_portable, false};
+}
+
+}  // namespace qplay::fast
