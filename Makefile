@@ -22,5 +22,11 @@ run: deps build
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
+# qplay against ONNX Runtime on this machine, same threads, same run (~10 min on 2 idle cores):
+# writes docs/PERFORMANCE.md. A benchmark, not a test (not part of ctest).
+bench: deps configure
+	cmake --build $(BUILD) -j$(JOBS) --target qplay
+	QPLAY=$(BUILD)/qplay node bench/run_bench.js
+
 clean:
 	rm -rf $(BUILD)

@@ -13,6 +13,7 @@ void add_info_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
 void add_histogram_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 void add_edit_command(CLI::App& app);
 void add_residuals_command(CLI::App& app);
 void add_sensitivity_command(CLI::App& app);

@@ -1,0 +1,411 @@
+#!/usr/bin/env node
+// `make bench`: runs qplay (`qplay bench`, `qplay eval`) and ONNX Runtime (bench/ort_bench.js) side
+// by side on this machine, same thread count, same data, in one run, and writes
+// docs/PERFORMANCE.md. Raw results go to build/bench/results.json.
+//
+// Each measurement is its own process, so each peak RSS is that workload's alone. A measurement
+// that fails is reported in the table ("failed: ...") instead of stopping the run.
+//
+// Environment (all optional): QPLAY (binary, default build/qplay), BENCH_DATA (CIFAR-10 batch
+// file), BENCH_REPEAT (timed passes, default 5), BENCH_TIME_BUDGET (seconds of timed passes
+// after which a measurement stops repeating, never below 3 passes; default 30),
+// BENCH_MAX_PASS_SECONDS (a workload whose warm-up predicts a longer pass times only the first
+// images that fit, and the report says so; default 40), BENCH_OUT (report path, default
+// docs/PERFORMANCE.md).
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+const ROOT = path.resolve(__dirname, '..');
+process.chdir(ROOT);  // every command below is relative to the repository, as printed in the report
+
+const QPLAY = process.env.QPLAY || 'build/qplay';
+const THREADS = 2;
+const BATCH = 100;
+const ORT_BEST_FP32_BATCH = 32;  // REFERENCE.md: ONNX Runtime's best FP32 batch on this machine kind
+const REPEAT = Number(process.env.BENCH_REPEAT || 5);
+const TIME_BUDGET = Number(process.env.BENCH_TIME_BUDGET || 30);
+const MAX_PASS_SECONDS = Number(process.env.BENCH_MAX_PASS_SECONDS || 40);
+const WARMUP_IMAGES = 200;  // two batches: one per worker thread
+const LATENCY_IMAGES = 1000;
+const LATENCY_REPEAT = 3;
+const OUT = process.env.BENCH_OUT || 'docs/PERFORMANCE.md';
+const WORK = 'build/bench';
+const MEASUREMENT_TIMEOUT_S = 900;
+
+const MODELS = {
+  fp32: 'models/resnet8_fp32.onnx',
+  u8: 'models/resnet8_u8act_s8w_pertensor.onnx',
+  s8: 'models/resnet8_s8act_s8w_perchannel.onnx',
+};
+const MODEL_LABEL = {
+  fp32: 'FP32',
+  u8: 'QDQ u8 act / s8 w, per tensor',
+  s8: 'QDQ s8 act / s8 w, per channel',
+};
+const CAPTURE_QDQ = 'u8';  // the QDQ model used for the capture rows
+
+// ---- data ------------------------------------------------------------------------------------
+
+function chooseData() {
+  if (process.env.BENCH_DATA) return { path: process.env.BENCH_DATA, note: 'set by BENCH_DATA' };
+  const full = '../shared/data/cifar10/test_batch.bin';
+  if (fs.existsSync(full)) return { path: full, note: 'full CIFAR-10 test set' };
+  return {
+    path: 'data/cifar10_test_1000.bin',
+    note: `NOTE: ${full} is absent, so this run used the shipped 1,000-image sample; ` +
+          'figures on 1,000 images are noisier and not comparable with REFERENCE.md.',
+  };
+}
+
+// ---- running things --------------------------------------------------------------------------
+
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s`;
+const commands = [];  // every command run, in order, for the report
+
+function shellQuote(argv) {
+  return argv.map((a) => (/^[\w./=:,+-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(' ');
+}
+
+// Runs a command that prints JSON; returns {ok, json, cmd, error}.
+function runJson(label, argv) {
+  const cmd = shellQuote(argv);
+  commands.push(cmd);
+  process.stderr.write(`[${elapsed()}] ${label} ...`);
+  const loadBefore = os.loadavg()[0];  // 1-minute load average when the measurement started
+  const t0 = Date.now();
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: MEASUREMENT_TIMEOUT_S * 1000,
+                                                maxBuffer: 64 << 20 });
+  const took = ((Date.now() - t0) / 1000).toFixed(0);
+  let result;
+  if (r.error) result = { ok: false, error: r.error.code === 'ETIMEDOUT' ? `timed out after ${MEASUREMENT_TIMEOUT_S}s` : r.error.message };
+  else if (r.status !== 0) result = { ok: false, error: (r.stderr || r.stdout || `exit status ${r.status}`).trim().split('\n').pop() };
+  else {
+    try {
+      result = { ok: true, json: JSON.parse(r.stdout) };
+    } catch (e) {
+      result = { ok: false, error: `unreadable output: ${e.message}` };
+    }
+  }
+  result.cmd = cmd;
+  result.load_before = loadBefore;
+  const shown = result.ok
+    ? (result.json.median_images_per_second ? `${fmtInt(result.json.median_images_per_second)} images/s`
+       : result.json.median_ms_per_image ? `${result.json.median_ms_per_image.toFixed(3)} ms/image`
+       : result.json.images_per_second ? `${fmtInt(result.json.images_per_second)} images/s` : 'done')
+    : `FAILED: ${result.error}`;
+  process.stderr.write(` ${shown} (${took}s)\n`);
+  return result;
+}
+
+function qplayBench(data, model, mode, extra = []) {
+  return runJson(`qplay bench ${mode} ${path.basename(model)}`, [
+    QPLAY, 'bench', model, '--data', data, '--mode', mode, '--batch', String(BATCH), '--threads', String(THREADS),
+    '--repeat', String(REPEAT), '--time-budget', String(TIME_BUDGET), '--max-pass-seconds', String(MAX_PASS_SECONDS),
+    '--warmup-images', String(WARMUP_IMAGES), ...extra, '--json']);
+}
+
+// ONNX Runtime's half of a row. When qplay's half (`paired`) timed only the first N images (its
+// pass would have exceeded MAX_PASS_SECONDS), ONNX Runtime times exactly those N images too, so
+// both figures and the ratio cover the same data.
+function ortBench(data, model, opt, { batch = BATCH, paired = null } = {}) {
+  const matched = paired && paired.ok && paired.json.limited_by_time ? paired.json.images : 0;
+  const limit = matched ? ['--limit', String(matched), '--max-pass-seconds', '0']
+                        : ['--max-pass-seconds', String(MAX_PASS_SECONDS)];
+  return runJson(`ORT ${opt} batch ${batch} ${path.basename(model)}`, [
+    'node', 'bench/ort_bench.js', model, '--data', data, '--opt', opt, '--batch', String(batch),
+    '--threads', String(THREADS), '--repeat', String(REPEAT), '--time-budget', String(TIME_BUDGET), ...limit,
+    '--warmup-images', String(WARMUP_IMAGES)]);
+}
+
+function latencyArgs() {
+  return ['--batch', '1', '--latency', '--limit', String(LATENCY_IMAGES), '--repeat', String(LATENCY_REPEAT),
+          '--warmup-images', '100'];
+}
+
+// The integer row stays "n/a" until src/runtime/integer/lower.h exists; `qplay bench --mode
+// integer` then compiles it in (see cmd_bench.cc) and this script needs no change.
+function qplayInteger(data, model) {
+  const r = qplayBench(data, model, 'integer');
+  if (!r.ok && /not built yet/.test(r.error)) r.na = 'n/a (integer mode not built yet)';
+  return r;
+}
+
+// ---- formatting ------------------------------------------------------------------------------
+
+function fmtInt(x) {
+  return Math.round(x).toLocaleString('en-US');
+}
+
+let DATA_IMAGES = 0;  // images in the data set, set once it is known
+
+function ips(r) {
+  if (r.na) return r.na;
+  if (!r.ok) return `failed: ${r.error}`;
+  const j = r.json;
+  const rates = j.images_per_second_per_run;
+  const spread = rates.length > 1 ? ` (${fmtInt(Math.min(...rates))}-${fmtInt(Math.max(...rates))}, ${rates.length} passes)` : '';
+  const limited = j.limited_by_time ? ` [only the first ${fmtInt(j.images)} images: a full pass would exceed ${MAX_PASS_SECONDS} s]`
+    : j.images < DATA_IMAGES ? ` [the same first ${fmtInt(j.images)} images as qplay]` : '';
+  return `**${fmtInt(j.median_images_per_second)}**${spread}${limited}`;
+}
+
+function ratio(a, b) {
+  if (!a.ok || !b.ok) return '-';
+  return (a.json.median_images_per_second / b.json.median_images_per_second).toFixed(3);
+}
+
+function rss(r) {
+  if (!r.ok) return '-';
+  return `${r.json.peak_rss_mb.toFixed(0)} (${r.json.baseline_rss_mb.toFixed(0)})`;
+}
+
+function acc(r) {
+  return r.ok ? `${(r.json.accuracy * 100).toFixed(2)}%` : '-';
+}
+
+// Flags a real accuracy difference: same images, more than 0.2 percentage points apart. (The
+// integer rows may legitimately differ: qplay's integer arithmetic and ONNX Runtime's fused
+// kernels round differently; the float rows should agree.)
+function accuracyNote(q, o) {
+  if (!q.ok || !o.ok || q.json.images !== o.json.images) return '';
+  const diff = (q.json.accuracy - o.json.accuracy) * 100;
+  return Math.abs(diff) > 0.2 ? `differs by ${diff > 0 ? '+' : ''}${diff.toFixed(2)} points on the same images` : '';
+}
+
+function machine() {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = (cpuinfo.match(/^model name\s*:\s*(.*)$/m) || [])[1] || 'unknown';
+  const flags = ((cpuinfo.match(/^flags\s*:\s*(.*)$/m) || [])[1] || '').split(/\s+/);
+  const simd = ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni'].filter((f) => flags.includes(f));
+  return {
+    cpu: model,
+    logical_cpus: os.cpus().length,
+    simd: simd.join(' '),
+    memory_gb: (os.totalmem() / 2 ** 30).toFixed(1),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    onnxruntime: require(path.join(ROOT, 'node_modules/onnxruntime-node/package.json')).version,
+  };
+}
+
+const loadavg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+
+// ---- the run ---------------------------------------------------------------------------------
+
+function main() {
+  if (!fs.existsSync(QPLAY)) throw new Error(`${QPLAY} not found; build first (make build)`);
+  if (!fs.existsSync('node_modules/onnxruntime-node')) throw new Error('node_modules/onnxruntime-node is missing; run make deps');
+  fs.mkdirSync(WORK, { recursive: true });
+  const data = chooseData();
+  const D = data.path;
+  DATA_IMAGES = fs.statSync(D).size / 3073;  // CIFAR-10 records
+  const loadBefore = loadavg();
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  process.stderr.write(`qplay benchmark on ${D} (${data.note}); ${THREADS} threads, batch ${BATCH}, ` +
+                       `up to ${REPEAT} passes (time budget ${TIME_BUDGET}s each), load ${loadBefore}\n`);
+
+  // Models with every intermediate as an output, for ONNX Runtime's side of the capture rows.
+  const exposed = {};
+  for (const key of ['fp32', CAPTURE_QDQ]) {
+    exposed[key] = `${WORK}/${path.basename(MODELS[key], '.onnx')}_all_outputs.onnx`;
+    const r = runJson(`expose-all ${path.basename(MODELS[key])}`,
+                      [QPLAY, 'bench', MODELS[key], '--expose-all', exposed[key], '--json']);
+    if (!r.ok) throw new Error(`cannot write ${exposed[key]}: ${r.error}`);
+  }
+
+  const R = {};
+  // 1. FP32, ONNX Runtime with all graph optimisations (batch 100 and its best batch, 32).
+  R.fp32_q = qplayBench(D, MODELS.fp32, 'fp32');
+  R.fp32_o = ortBench(D, MODELS.fp32, 'all', { paired: R.fp32_q });
+  R.fp32_o32 = ortBench(D, MODELS.fp32, 'all', { batch: ORT_BEST_FP32_BATCH, paired: R.fp32_q });
+  // 2. QDQ in qplay's integer mode against ONNX Runtime's fused integer kernels.
+  for (const k of ['u8', 's8']) {
+    R[`int_${k}_q`] = qplayInteger(D, MODELS[k]);
+    R[`int_${k}_o`] = ortBench(D, MODELS[k], 'all', { paired: R[`int_${k}_q`] });
+  }
+  // 3. QDQ simulated in float against ONNX Runtime with optimisations disabled (same semantics).
+  for (const k of ['u8', 's8']) {
+    R[`sim_${k}_q`] = qplayBench(D, MODELS[k], 'simulate');
+    R[`sim_${k}_o`] = ortBench(D, MODELS[k], 'disabled', { paired: R[`sim_${k}_q`] });
+  }
+  // 4. Capture of every intermediate tensor.
+  R.cap_fp32_q = qplayBench(D, MODELS.fp32, 'capture');
+  R.cap_fp32_o = ortBench(D, exposed.fp32, 'all', { paired: R.cap_fp32_q });
+  R.cap_qdq_q = qplayBench(D, MODELS[CAPTURE_QDQ], 'capture');
+  R.cap_qdq_o = ortBench(D, exposed[CAPTURE_QDQ], 'disabled', { paired: R.cap_qdq_q });
+  // Batch-1 latency, FP32.
+  R.lat_q = runJson('qplay latency fp32', [QPLAY, 'bench', MODELS.fp32, '--data', D, '--mode', 'fp32', ...latencyArgs(), '--json']);
+  R.lat_o = runJson('ORT latency fp32', ['node', 'bench/ort_bench.js', MODELS.fp32, '--data', D, '--opt', 'all',
+                                         '--threads', String(THREADS), ...latencyArgs()]);
+  // `qplay eval` as a user runs it (one pass, pixel conversion and scoring included).
+  const evalHelp = spawnSync(QPLAY, ['eval', '--help'], { encoding: 'utf8' }).stdout || '';
+  const evalHasIntegerMode = /--mode/.test(evalHelp);
+  R.eval = [];
+  for (const k of ['fp32', 'u8', 's8']) {
+    R.eval.push({ key: k, mode: k === 'fp32' ? 'fp32' : 'simulate',
+                  r: runJson(`qplay eval ${path.basename(MODELS[k])}`,
+                             [QPLAY, 'eval', MODELS[k], '--data', D, '--batch', String(BATCH), '--threads', String(THREADS), '--json']) });
+    if (k !== 'fp32' && evalHasIntegerMode) {
+      // As many images as `qplay bench --mode integer` managed within its pass limit.
+      const bench = R[`int_${k}_q`];
+      const limit = bench.ok && bench.json.limited_by_time ? ['--limit', String(bench.json.images)] : [];
+      R.eval.push({ key: k, mode: 'integer',
+                    r: runJson(`qplay eval --mode integer ${path.basename(MODELS[k])}`,
+                               [QPLAY, 'eval', MODELS[k], '--mode', 'integer', '--data', D, ...limit,
+                                '--batch', String(BATCH), '--threads', String(THREADS), '--json']) });
+    }
+  }
+
+  const loadAfter = loadavg();
+  const totalSeconds = (Date.now() - started) / 1000;
+  const m = machine();
+  const isa = R.fp32_q.ok ? R.fp32_q.json.isa : 'unknown';
+  fs.writeFileSync(`${WORK}/results.json`, JSON.stringify({ date, data, machine: m, isa, loadBefore, loadAfter, results: R }, null, 2));
+  fs.writeFileSync(OUT, report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, exposed, evalHasIntegerMode }));
+  process.stderr.write(`[${elapsed()}] wrote ${OUT} and ${WORK}/results.json\n`);
+}
+
+// ---- the report ------------------------------------------------------------------------------
+
+function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, exposed, evalHasIntegerMode }) {
+  const L = [];
+  const row = (cells) => L.push(`| ${cells.join(' | ')} |`);
+  const images = R.fp32_o.ok ? R.fp32_o.json.images : R.fp32_q.ok ? R.fp32_q.json.images : '?';
+
+  L.push('# Performance: qplay against ONNX Runtime');
+  L.push('');
+  L.push('Generated by `make bench` (bench/run_bench.js); do not edit by hand, re-run it. Both sides were measured');
+  L.push('in the same run on the same machine, one process per measurement, with the same thread count and data.');
+  L.push('');
+  L.push(`- **Date**: ${date}; whole benchmark took ${(totalSeconds / 60).toFixed(1)} min`);
+  L.push(`- **Machine**: ${m.cpu}, ${m.logical_cpus} logical CPUs, ${m.memory_gb} GB, ${m.kernel}; SIMD flags: ${m.simd || 'none of avx2/fma/avx512'}`);
+  L.push(`- **qplay instruction set** (\`fast::sgemm_isa()\`): \`${isa}\``);
+  L.push(`- **ONNX Runtime**: onnxruntime-node ${m.onnxruntime} on Node ${m.node}`);
+  L.push(`- **Data**: \`${data.path}\`, ${images} images (${data.note})`);
+  L.push(`- **Settings**: ${THREADS} threads, batch ${BATCH}, median of up to ${REPEAT} timed passes over all images after a ` +
+         `${WARMUP_IMAGES}-image warm-up; a measurement stops repeating once its passes took ${TIME_BUDGET} s (never below 3 passes), ` +
+         `and one whose warm-up predicts a pass longer than ${MAX_PASS_SECONDS} s times only the first images that fit ` +
+         '(marked; ONNX Runtime then times the same images)');
+  L.push(`- **Load average** (1/5/15 min) before: ${loadBefore}; after: ${loadAfter} — anything above ~0.5 means other work ` +
+         'shared the cores and the absolute figures are low; both sides were exposed to it alike, adjacent in time');
+  L.push('');
+
+  L.push('## How to read this');
+  L.push('');
+  L.push('images/s is whole passes over the data set with the input batches already converted to float on both sides, ' +
+         'so it measures inference, not pixel loops. The bold figure is the median pass; the parentheses give the slowest and ' +
+         'fastest pass and how many were timed. **qplay/ORT** is qplay images/s divided by ONNX Runtime images/s: 1.0 is ' +
+         'parity, 0.5 means qplay takes twice as long. The two runtimes use the 2 threads differently: qplay runs whole ' +
+         'batches in parallel (one batch per thread, as `qplay eval` does), ONNX Runtime runs one batch at a time and ' +
+         'splits each operator over its 2 intra-op threads. On a shared or throttled machine compare the ratio, not ' +
+         'the absolute figures, and compare against REFERENCE.md only through ONNX Runtime\'s re-measured column ' +
+         '(REFERENCE.md\'s figures come from a 2-core machine with AVX-512' +
+         (/avx512f/.test(m.simd) ? ').' : '; this one has none, which alone lowers ONNX Runtime\'s figures here).'));
+  L.push('');
+
+  L.push(`## Throughput (batch ${BATCH}, ${THREADS} threads, images/s)`);
+  L.push('');
+  row(['workload', 'qplay', 'qplay images/s', 'ONNX Runtime', 'ORT images/s', '**qplay/ORT**', 'REFERENCE.md ORT']);
+  row(['---', '---', '---:', '---', '---:', '---:', '---:']);
+  row(['1. FP32', '`fp32`', ips(R.fp32_q), 'all optimisations', ips(R.fp32_o), ratio(R.fp32_q, R.fp32_o), '7,100 - 10,800']);
+  row([`1. FP32, ORT at batch ${ORT_BEST_FP32_BATCH}`, `\`fp32\` (batch ${BATCH})`, ips(R.fp32_q),
+       `all optimisations, batch ${ORT_BEST_FP32_BATCH}`, ips(R.fp32_o32), ratio(R.fp32_q, R.fp32_o32), "its best FP32 batch"]);
+  row([`2. ${MODEL_LABEL.u8}`, '`integer`', ips(R.int_u8_q), 'all optimisations (fused integer kernels)', ips(R.int_u8_o),
+       ratio(R.int_u8_q, R.int_u8_o), 'about 10,000']);
+  row([`2. ${MODEL_LABEL.s8}`, '`integer`', ips(R.int_s8_q), 'all optimisations', ips(R.int_s8_o),
+       ratio(R.int_s8_q, R.int_s8_o), 'about 4,000']);
+  row([`3. ${MODEL_LABEL.u8}`, '`simulate`', ips(R.sim_u8_q), 'optimisations disabled', ips(R.sim_u8_o),
+       ratio(R.sim_u8_q, R.sim_u8_o), 'about 3,000']);
+  row([`3. ${MODEL_LABEL.s8}`, '`simulate`', ips(R.sim_s8_q), 'optimisations disabled', ips(R.sim_s8_o),
+       ratio(R.sim_s8_q, R.sim_s8_o), 'about 3,000']);
+  row(['4. capture, FP32', '`capture`', ips(R.cap_fp32_q), 'all optimisations, every intermediate an output',
+       ips(R.cap_fp32_o), ratio(R.cap_fp32_q, R.cap_fp32_o), 'about 1,600']);
+  row([`4. capture, ${MODEL_LABEL[CAPTURE_QDQ]}`, '`capture`', ips(R.cap_qdq_q),
+       'optimisations disabled, every intermediate an output', ips(R.cap_qdq_o), ratio(R.cap_qdq_q, R.cap_qdq_o), 'about 750']);
+  L.push('');
+  L.push('Capture: qplay\'s `--mode capture` runs the executor with a `ValueHook` that copies every tensor every node ' +
+         'produces into storage owned by the batch; ONNX Runtime runs a copy of the model with every node output added ' +
+         `as a graph output (\`${QPLAY} bench MODEL --expose-all OUT.onnx\`; written to \`${exposed.fp32}\` and ` +
+         `\`${exposed[CAPTURE_QDQ]}\`) and hands every one back to JavaScript.`);
+  for (const [q, o] of [[R.cap_fp32_q, R.cap_fp32_o], [R.cap_qdq_q, R.cap_qdq_o]]) {
+    if (!q.ok || !o.ok) continue;
+    L.push(`- \`${path.basename(q.json.model)}\`: qplay captured ${q.json.captured_values} tensors per batch ` +
+           `(${fmtInt(q.json.captured_mb_per_pass)} MB per pass); ONNX Runtime returned ${o.json.outputs} outputs ` +
+           `(${fmtInt(o.json.output_mb_per_pass)} MB per pass).`);
+  }
+  L.push('');
+
+  L.push('## Batch-1 latency, FP32 (median ms per image)');
+  L.push('');
+  row(['', 'qplay', 'ONNX Runtime', '**qplay/ORT** (speed: ORT ms / qplay ms)']);
+  row(['---', '---:', '---:', '---:']);
+  const lat = (r) => (r.ok ? `**${r.json.median_ms_per_image.toFixed(3)}** (p10 ${r.json.p10_ms_per_image.toFixed(3)}, ` +
+                             `p90 ${r.json.p90_ms_per_image.toFixed(3)})` : `failed: ${r.error}`);
+  const latRatio = R.lat_q.ok && R.lat_o.ok ? (R.lat_o.json.median_ms_per_image / R.lat_q.json.median_ms_per_image).toFixed(3) : '-';
+  row([`first ${LATENCY_IMAGES} images, one at a time, ${LATENCY_REPEAT} passes`, lat(R.lat_q), lat(R.lat_o), latRatio]);
+  L.push('');
+  L.push('qplay has no parallelism inside one batch, so a single image runs on one core whatever the thread count; ' +
+         `ONNX Runtime uses its ${THREADS} intra-op threads.`);
+  L.push('');
+
+  L.push('## Peak memory and accuracy check');
+  L.push('');
+  L.push('Peak RSS in MB of each measurement\'s process (qplay: `getrusage` `ru_maxrss`; ONNX Runtime: ' +
+         '`process.resourceUsage().maxRSS`, which includes Node itself). In parentheses the RSS after loading the model and ' +
+         `the data and building the float input batches (${fmtInt(images * 3072 * 4 / 2 ** 20)} MB of them), before the first run. ` +
+         'Accuracy is of the last timed pass (over the images that pass covered): equal figures on both sides show both ' +
+         'computed the real thing; a difference of more than 0.2 points on the same images is flagged.');
+  L.push('');
+  row(['measurement', 'qplay peak RSS (baseline)', 'ORT peak RSS (baseline)', 'qplay accuracy', 'ORT accuracy', 'note']);
+  row(['---', '---:', '---:', '---:', '---:', '---']);
+  const memRows = [
+    ['1. FP32', R.fp32_q, R.fp32_o],
+    [`2. ${MODEL_LABEL.u8}, integer`, R.int_u8_q, R.int_u8_o],
+    [`2. ${MODEL_LABEL.s8}, integer`, R.int_s8_q, R.int_s8_o],
+    [`3. ${MODEL_LABEL.u8}, simulate`, R.sim_u8_q, R.sim_u8_o],
+    [`3. ${MODEL_LABEL.s8}, simulate`, R.sim_s8_q, R.sim_s8_o],
+    ['4. capture, FP32', R.cap_fp32_q, R.cap_fp32_o],
+    [`4. capture, ${MODEL_LABEL[CAPTURE_QDQ]}`, R.cap_qdq_q, R.cap_qdq_o],
+    ['batch-1 latency, FP32', R.lat_q, R.lat_o],
+  ];
+  for (const [name, q, o] of memRows) row([name, q.na || rss(q), rss(o), q.na ? '-' : acc(q), acc(o), accuracyNote(q, o)]);
+  L.push('');
+
+  L.push('## `qplay eval` (what a user sees)');
+  L.push('');
+  L.push('One pass, timed by `qplay eval` itself, including the conversion of pixels to float and the scoring.' +
+         (evalHasIntegerMode ? '' : ' (`qplay eval --mode integer` is not built yet, so no integer rows.)'));
+  L.push('');
+  row(['model', 'mode', 'images', 'accuracy', 'images/s', 'command']);
+  row(['---', '---', '---:', '---:', '---:', '---']);
+  for (const e of R.eval) {
+    const j = e.r.ok ? e.r.json : null;
+    row([MODEL_LABEL[e.key], e.mode, j ? j.images : '-', j ? `${(j.accuracy * 100).toFixed(2)}%` : '-',
+         j ? `**${fmtInt(j.images_per_second)}**` : `failed: ${e.r.error}`, `\`${e.r.cmd}\``]);
+  }
+  L.push('');
+
+  L.push('## Exact commands');
+  L.push('');
+  L.push('Run from the repository root, in this order (`make bench` = `node bench/run_bench.js` after building):');
+  L.push('');
+  L.push('```');
+  for (const c of commands) L.push(c);
+  L.push('```');
+  L.push('');
+  L.push('Raw JSON of every measurement: `build/bench/results.json`. To re-run one row, run its command; ' +
+         '`qplay bench --help` and the header of `bench/ort_bench.js` list the options.');
+  L.push('');
+  return L.join('\n');
+}
+
+try {
+  main();
+} catch (e) {
+  console.error(`run_bench: ${e.message}`);
+  process.exit(1);
+}
