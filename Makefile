@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test bench clean models accuracy-table
 
 all: build
 
@@ -22,11 +22,25 @@ run: deps build
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
-# qplay against ONNX Runtime on this machine, same threads, same run (~10 min on 2 idle cores):
-# writes docs/PERFORMANCE.md. A benchmark, not a test (not part of ctest).
+# qplay against ONNX Runtime on this machine, same threads, same run (~10 min on 2 cores):
+# writes docs/PERFORMANCE.md. A benchmark, not a test (not part of ctest). Needs node and
+# node_modules/onnxruntime-node (`make deps`), checked by the script.
 bench: deps configure
 	cmake --build $(BUILD) -j$(JOBS) --target qplay
 	QPLAY=$(BUILD)/qplay node bench/run_bench.js
 
 clean:
 	rm -rf $(BUILD)
+
+# The two QDQ W8A8 models, regenerated with qplay's own quantizer (docs/QUANTIZE.md):
+# int8 activations + int8 per-channel weights, and uint8 activations + int8 per-tensor weights.
+# Settings: the best W8A8 cells of docs/ACCURACY.md.
+QUANTIZE_INT8 ?= --act int8 --weights int8 --per-channel --method percentile
+QUANTIZE_UINT8 ?= --act uint8 --weights int8 --method minmax --equalize --weight-range mse --bias-correction
+models: build
+	./$(BUILD)/qplay quantize models/resnet8_fp32.onnx -o models/resnet8_int8.onnx $(QUANTIZE_INT8)
+	./$(BUILD)/qplay quantize models/resnet8_fp32.onnx -o models/resnet8_uint8.onnx $(QUANTIZE_UINT8)
+
+# Benchmark, not a test: full-test-set accuracy at 4..8 bits for every method (tens of minutes).
+accuracy-table: build
+	./$(BUILD)/qplay accuracy-table models/resnet8_fp32.onnx -o docs/ACCURACY.md --save $(BUILD)/accuracy-table.json

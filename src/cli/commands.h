@@ -14,6 +14,8 @@ void add_eval_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
 void add_histogram_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
+void add_accuracy_table_command(CLI::App& app);
 void add_edit_command(CLI::App& app);
 void add_residuals_command(CLI::App& app);
 void add_sensitivity_command(CLI::App& app);

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   qplay::cli::add_compare_command(app);
   qplay::cli::add_histogram_command(app);
   qplay::cli::add_bench_command(app);
+  qplay::cli::add_quantize_command(app);
+  qplay::cli::add_accuracy_table_command(app);
   qplay::cli::add_edit_command(app);
   qplay::cli::add_residuals_command(app);
   qplay::cli::add_sensitivity_command(app);
