@@ -6,6 +6,7 @@
 
 #include "analysis/batches.h"
 #include "analysis/capture.h"
+#include "analysis/layers.h"
 #include "runtime/executor.h"
 
 namespace qplay {
@@ -18,6 +19,11 @@ std::vector<std::string> checkpoint_values(const Graph& g) {
   for (const auto& in : g.inputs) out.push_back(in.name);
   for (const auto& n : g.nodes)
     if (n.op_type == "QuantizeLinear" && !g.initializer(n.input(0))) out.push_back(n.outputs[0]);
+  // Layers without output codes (the float logits, layers left in FP32): their float results,
+  // so a layer's result is always in the cache (compare_cached reads them).
+  for (const auto& layer : group_layers(g))
+    if (layer.output_codes.empty() && std::find(out.begin(), out.end(), layer_result(layer)) == out.end())
+      out.push_back(layer_result(layer));
   return out;
 }
 
@@ -132,7 +138,7 @@ RecomputePlan plan_recompute(const Graph& base, const EditedGraph& edited, const
   return plan;
 }
 
-Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited) {
+Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, bool keep_codes) {
   const auto start = std::chrono::steady_clock::now();
   const Graph& g = edited.graph;
   const RecomputePlan plan = plan_recompute(*cache.base, edited, cache.checkpoints);
@@ -145,7 +151,8 @@ Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited) {
         const auto& outs = g.nodes[i].outputs;
         return std::find(outs.begin(), outs.end(), output) != outs.end();
       });
-  if (!output_changes) return r;  // nothing the output depends on changed
+  if (keep_codes) r.recomputed_checkpoints.resize(cache.batches.size());
+  if (plan.nodes.empty() || (!output_changes && !keep_codes)) return r;  // the output did not change
 
   // The recomputed nodes as a graph of their own, fed from the checkpoints.
   auto sub = std::make_shared<Graph>();
@@ -153,6 +160,8 @@ Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited) {
   sub->opset = g.opset;
   sub->ir_version = g.ir_version;
   sub->outputs = g.outputs;
+  if (!output_changes)  // nodes off the output's path (kept only for their codes)
+    sub->outputs = {ValueInfo{g.nodes[plan.nodes.back()].outputs.at(0), DType::f32, {}, {}}};
   for (int i : plan.nodes) {
     sub->nodes.push_back(g.nodes[i]);
     r.recomputed_nodes.push_back(g.nodes[i].name);
@@ -172,13 +181,26 @@ Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited) {
   for (const auto& kept : cache.batches)
     for (const auto& v : plan.fed_values) r.fed_bytes += kept.at(v).bytes.size();
 
+  std::set<std::string> codes;  // checkpoints the recomputation produces
+  if (keep_codes) {
+    for (const auto& v : checkpoint_values(g))
+      if (std::none_of(g.inputs.begin(), g.inputs.end(), [&](const ValueInfo& in) { return in.name == v; }))
+        codes.insert(v);
+  }
+
   ExecutorOptions eo;
   eo.fast_kernels = cache.options.fast_kernels;
   const Executor executor(sub, eo);
   run_batches(cache.images, cache.options.batch, cache.options.threads, [&](int64_t b, int64_t begin, int64_t, int) {
     std::map<std::string, Tensor> feeds;
     for (const auto& v : plan.fed_values) feeds[v] = cache.batches[b].at(v);
-    const auto result = executor.run(feeds);
+    ValueHook hook;
+    if (keep_codes)
+      hook = [&, b](int, const std::string& value, const Tensor& t) {
+        if (codes.count(value)) r.recomputed_checkpoints[b][value] = t;
+      };
+    const auto result = executor.run(feeds, hook);
+    if (!output_changes) return;
     const Tensor& out = result.at(output);
     std::copy(out.data<float>(), out.data<float>() + out.numel(), r.outputs.begin() + begin * r.classes);
   });

@@ -3,8 +3,9 @@
 // only the nodes downstream of its changes, fed from the checkpoints, and gives exactly the
 // outputs a full run of the edited graph gives (same kernels on the same inputs, bit for bit).
 //
-// Checkpoints are the graph inputs and the outputs of every activation QuantizeLinear (integer
-// codes: 1 byte per element, the boundaries between layers). A node is recomputed when it
+// Checkpoints are the graph inputs, the outputs of every activation QuantizeLinear (integer
+// codes: 1 byte per element, the boundaries between layers) and the float results of layers
+// without output codes (e.g. the logits). A node is recomputed when it
 // (a) differs from the base node of the same name (op type, inputs, outputs) or is new, or reads
 // a dirty name, (b) reads a value a recomputed node produces, or (c) produces a value a
 // recomputed node needs that is not a checkpoint (so an edited Q recomputes its layer from the
@@ -60,6 +61,9 @@ struct Reevaluation {
   int64_t total_nodes = 0;                    // nodes of the edited graph
   size_t cache_bytes = 0;                     // BaseCache::bytes
   size_t fed_bytes = 0;                       // of those, the tensors read by this re-evaluation
+  // With keep_codes: per batch, the checkpoints (activation codes, float layer results) the
+  // recomputation produced, which replace the cache's for this version (compare_cached reads them).
+  std::vector<std::map<std::string, Tensor>> recomputed_checkpoints;
   double seconds = 0.0;
 
   double accuracy() const { return images ? double(correct) / double(images) : 0.0; }
@@ -69,7 +73,8 @@ struct Reevaluation {
 Reevaluation base_result(const BaseCache& cache);
 
 // Outputs and accuracy of `edited` (derived from cache.base) over the cached images.
-Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited);
+// keep_codes: also keep the recomputed checkpoints (Reevaluation::recomputed_checkpoints).
+Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, bool keep_codes = false);
 
 // The nodes of `edited` that must run (in graph order), and the checkpoint values they read.
 struct RecomputePlan {

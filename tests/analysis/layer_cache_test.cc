@@ -1,0 +1,169 @@
+// Half-float storage (hand-computed codes, F16C against the portable loop) and whole-data-set
+// comparison from caches against compare_models(), which runs both models.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "analysis/analysis_test_models.h"
+#include "analysis/edits.h"
+#include "analysis/half_float.h"
+#include "analysis/layer_cache.h"
+
+namespace qplay {
+namespace {
+
+using testing::kFp32;
+using testing::kPerChannel;
+using testing::kPerTensor;
+using testing::shipped_model;
+
+const Dataset& sample() {
+  static const Dataset d = load_cifar10(default_test_sample_path());
+  return d;
+}
+
+TEST(HalfFloat, HandComputedCodes) {
+  EXPECT_EQ(float_to_half(1.0f), 0x3c00);
+  EXPECT_EQ(float_to_half(-2.0f), 0xc000);
+  EXPECT_EQ(float_to_half(-0.0f), 0x8000);
+  EXPECT_EQ(float_to_half(65504.0f), 0x7bff);      // largest half
+  EXPECT_EQ(float_to_half(65519.0f), 0x7bff);      // below the midpoint to 2^16
+  EXPECT_EQ(float_to_half(65520.0f), 0x7c00);      // the midpoint rounds to even: infinity
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -25)), 0x0000);  // tie with 0: even
+  EXPECT_EQ(float_to_half(std::ldexp(3.0f, -25)), 0x0002);  // tie between 1 and 2: even
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
+  EXPECT_EQ(float_to_half(1.0f + std::ldexp(1.0f, -11)), 0x3c00);       // tie: stays even
+  EXPECT_EQ(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);   // tie: up to even
+  EXPECT_EQ(float_to_half(std::numeric_limits<float>::infinity()), 0x7c00);
+  EXPECT_EQ(float_to_half(std::nanf("")) & 0x7c00, 0x7c00);
+  EXPECT_NE(float_to_half(std::nanf("")) & 0x03ff, 0);
+  EXPECT_EQ(half_to_float(0x3555), 0.333251953125f);
+  EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_TRUE(std::isinf(half_to_float(0xfc00)) && half_to_float(0xfc00) < 0);
+}
+
+TEST(HalfFloat, EveryHalfRoundTrips) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = half_to_float(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(float_to_half(f), h) << std::hex << h;
+  }
+}
+
+TEST(HalfFloat, FastPathGivesThePortableBits) {
+  std::mt19937 rng(7);
+  std::vector<float> in(4099);
+  for (size_t i = 0; i < in.size(); ++i) {
+    uint32_t bits = rng();
+    if (i % 3 == 0) bits = (bits & 0x807fffffu) | ((100u + bits % 50u) << 23);  // mostly within the half range
+    std::memcpy(&in[i], &bits, 4);
+  }
+  std::vector<uint16_t> fast(in.size(), 0xaaaa), portable(in.size());
+  floats_to_halves(in.data(), fast.data(), in.size());
+  floats_to_halves_portable(in.data(), portable.data(), in.size());
+  for (size_t i = 0; i < in.size(); ++i)
+    if (!std::isnan(in[i])) ASSERT_EQ(fast[i], portable[i]) << in[i];
+  std::vector<float> back_fast(in.size(), -1.0f), back_portable(in.size());
+  halves_to_floats(portable.data(), back_fast.data(), in.size());
+  halves_to_floats_portable(portable.data(), back_portable.data(), in.size());
+  EXPECT_EQ(std::memcmp(back_fast.data(), back_portable.data(), in.size() * 4), 0);
+}
+
+// The cached comparison measures what compare_models measures by running both models: the
+// same layers, the same code statistics and predictions, the error metrics equal up to the
+// half-float storage of the FP32 side (well below 0.01 dB at these SQNRs).
+void expect_same(const Comparison& streamed, const CachedComparison& cached) {
+  ASSERT_TRUE(cached.uncached.empty()) << cached.uncached.front();
+  ASSERT_EQ(streamed.layers.size(), cached.comparison.layers.size());
+  for (size_t k = 0; k < streamed.layers.size(); ++k) {
+    const LayerComparison& a = streamed.layers[k];
+    const LayerComparison& b = cached.comparison.layers[k];
+    SCOPED_TRACE(a.name);
+    EXPECT_EQ(a.name, b.name);
+    EXPECT_EQ(a.fp32_name, b.fp32_name);
+    EXPECT_EQ(a.accumulated.elements, b.accumulated.elements);
+    EXPECT_NEAR(a.accumulated.sqnr_db, b.accumulated.sqnr_db, 0.01);
+    EXPECT_NEAR(a.accumulated.mean_sample_sqnr_db, b.accumulated.mean_sample_sqnr_db, 0.01);
+    EXPECT_NEAR(a.accumulated.cosine, b.accumulated.cosine, 1e-5);
+    EXPECT_NEAR(a.accumulated.mse, b.accumulated.mse, 1e-3 * a.accumulated.mse + 1e-9);
+    EXPECT_EQ(a.has_codes, b.has_codes);
+    EXPECT_EQ(a.codes.at_qmin, b.codes.at_qmin);
+    EXPECT_EQ(a.codes.at_qmax, b.codes.at_qmax);
+    EXPECT_EQ(a.codes.distinct, b.codes.distinct);
+  }
+  EXPECT_EQ(streamed.accuracy.fp32_predictions, cached.comparison.accuracy.fp32_predictions);
+  EXPECT_EQ(streamed.accuracy.quantized_predictions, cached.comparison.accuracy.quantized_predictions);
+  EXPECT_EQ(streamed.accuracy.differing_images, cached.comparison.accuracy.differing_images);
+}
+
+TEST(LayerCache, BaseModelMatchesStreamedComparison) {
+  for (const char* model : {kPerTensor, kPerChannel}) {
+    SCOPED_TRACE(model);
+    ReevalOptions o;
+    o.limit = 150;
+    const auto fp32 = shipped_model(kFp32);
+    const auto quantized = shipped_model(model);
+    const Fp32LayerCache f = capture_fp32_layers(fp32, sample(), o);
+    const BaseCache q = capture_base(quantized, sample(), o);
+    EXPECT_EQ(f.images, 150);
+    EXPECT_GT(f.bytes, 0u);
+    CompareOptions c;
+    c.limit = 150;
+    c.isolated = false;
+    expect_same(compare_models(fp32, quantized, sample(), c), compare_cached(f, q));
+  }
+}
+
+// After edits at the first, a middle and the last layer, the cache plus the re-evaluated codes
+// measure what a full comparison of the edited model measures.
+TEST(LayerCache, EditedVersionMatchesStreamedComparison) {
+  const auto fp32 = shipped_model(kFp32);
+  const auto base = shipped_model(kPerTensor);
+  ReevalOptions o;
+  o.limit = 120;
+  const Fp32LayerCache f = capture_fp32_layers(fp32, sample(), o);
+  const BaseCache q = capture_base(base, sample(), o);
+  const std::vector<std::vector<Edit>> cases = {
+      {parse_set_edit("conv2d.weight_quantized.scale=0.0002")},
+      {parse_bits_edit("activation_3=5")},
+      {parse_set_edit("activation_6.scale=0.2")},
+  };
+  for (const auto& edits : cases) {
+    SCOPED_TRACE(edit_str(edits[0]));
+    const EditedGraph edited = apply_edits_tracked(*base, edits);
+    const Reevaluation run = reevaluate(q, edited, true);
+    const CachedComparison cached = compare_cached(f, q, &edited, &run);
+    CompareOptions c;
+    c.limit = 120;
+    c.isolated = false;
+    const Comparison streamed = compare_models(fp32, std::make_shared<const Graph>(edited.graph), sample(), c);
+    expect_same(streamed, cached);
+    // The edit shows: some layer's error differs from the base model's.
+    const CachedComparison before = compare_cached(f, q);
+    bool changed = false;
+    for (size_t k = 0; k < before.comparison.layers.size(); ++k)
+      changed = changed || before.comparison.layers[k].accumulated.sqnr_db != cached.comparison.layers[k].accumulated.sqnr_db;
+    EXPECT_TRUE(changed);
+  }
+}
+
+TEST(LayerCache, MismatchedCachesAreRefused) {
+  ReevalOptions a, b;
+  a.limit = 20;
+  b.limit = 30;
+  const Fp32LayerCache f = capture_fp32_layers(shipped_model(kFp32), sample(), a);
+  const BaseCache q = capture_base(shipped_model(kPerTensor), sample(), b);
+  try {
+    compare_cached(f, q);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("20 images"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace qplay
