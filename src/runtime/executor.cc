@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <atomic>
+#include <cmath>
 #include <set>
 
 #include "runtime/kernels/fast/integer_providers.h"
@@ -8,27 +9,24 @@
 
 namespace qplay {
 
-PreparedKernel bind_reference_kernel(const Node &node) {
-  const OpSpec *spec = find_op(node.op_type, node.domain);
+PreparedKernel bind_reference_kernel(const Node& node) {
+  const OpSpec* spec = find_op(node.op_type, node.domain);
   if (spec == nullptr || spec->reference == nullptr)
-    throw Error("no kernel for operator '" + node.op_type + "' (node '" +
-                node.name + "')");
+    throw Error("no kernel for operator '" + node.op_type + "' (node '" + node.name + "')");
   ReferenceKernel fn = spec->reference;
-  return [fn, node](const Inputs &inputs, std::vector<Tensor> &outputs) {
-    fn(node, inputs, outputs);
-  };
+  return [fn, node](const Inputs& inputs, std::vector<Tensor>& outputs) { fn(node, inputs, outputs); };
 }
 
 struct Executor::SizeHints {
   explicit SizeHints(size_t n) : bytes(n) {}
-  std::vector<std::atomic<size_t>> bytes; // per slot; 0 = unknown
+  std::vector<std::atomic<size_t>> bytes;  // per slot; 0 = unknown
 };
 
 namespace {
 
-// Ops whose kernels (reference and fast) write every element of their outputs
-// after reset(), so they may be handed a recycled buffer with stale contents.
-bool overwrites_outputs(const Node &node) {
+// Ops whose kernels (reference and fast) write every element of their outputs after reset(), so they may be handed a
+// recycled buffer with stale contents.
+bool overwrites_outputs(const Node& node) {
   static const std::set<std::string> ops = {"Conv",
                                             "Relu",
                                             "Add",
@@ -44,26 +42,21 @@ bool overwrites_outputs(const Node &node) {
   return node.domain.empty() && ops.count(node.op_type) != 0;
 }
 
-// Buffers freed by runs on this thread, handed to later nodes asking for the
-// same size (a model run repeatedly on same-shaped batches reuses its whole
-// working set without allocating or zero-filling). Bounded; buffers smaller
-// than kMinBytes are left to malloc.
+// Buffers freed by runs on this thread, handed to later nodes asking for the same size (a model run repeatedly on
+// same-shaped batches reuses its whole working set without allocating or zero-filling). Bounded; buffers smaller than
+// kMinBytes are left to malloc.
 class BufferPool {
-public:
+ public:
   static constexpr size_t kMinBytes = 16 * 1024, kMaxBuffers = 48;
 
-  void give(std::vector<uint8_t> &&b) {
-    if (b.capacity() < kMinBytes)
-      return;
-    if (free_.size() >= kMaxBuffers)
-      free_.erase(free_.begin()); // the oldest goes
+  void give(std::vector<uint8_t>&& b) {
+    if (b.capacity() < kMinBytes) return;
+    if (free_.size() >= kMaxBuffers) free_.erase(free_.begin());  // the oldest goes
     free_.push_back(std::move(b));
   }
-  // A buffer of exactly `bytes` (size and capacity), else one that holds it,
-  // else empty.
+  // A buffer of exactly `bytes` (size and capacity), else one that holds it, else empty.
   std::vector<uint8_t> take(size_t bytes) {
-    if (bytes < kMinBytes || free_.empty())
-      return {};
+    if (bytes < kMinBytes || free_.empty()) return {};
     size_t best = free_.size();
     for (size_t i = free_.size(); i-- > 0;) {
       const size_t cap = free_[i].capacity();
@@ -71,105 +64,83 @@ public:
         best = i;
         break;
       }
-      if (cap >= bytes &&
-          (best == free_.size() || cap < free_[best].capacity()))
-        best = i;
+      if (cap >= bytes && (best == free_.size() || cap < free_[best].capacity())) best = i;
     }
-    if (best == free_.size())
-      return {};
+    if (best == free_.size()) return {};
     std::vector<uint8_t> b = std::move(free_[best]);
     free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(best));
     return b;
   }
 
-private:
+ private:
   std::vector<std::vector<uint8_t>> free_;
 };
 
-BufferPool &thread_pool() {
+BufferPool& thread_pool() {
   thread_local BufferPool pool;
   return pool;
 }
 
-} // namespace
+}  // namespace
 
-Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
-    : graph_(std::move(graph)) {
-  const Graph &g = *graph_;
-  auto slot = [&](const std::string &name) {
+Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options) : graph_(std::move(graph)) {
+  const Graph& g = *graph_;
+  auto slot = [&](const std::string& name) {
     auto [it, inserted] = slot_of_.try_emplace(name, slot_count_);
-    if (inserted)
-      ++slot_count_;
+    if (inserted) ++slot_count_;
     return it->second;
   };
-  for (const auto &in : g.inputs)
-    input_slots_.push_back(slot(in.name));
-  for (const auto &[name, t] : g.initializers)
-    slot(name);
+  for (const auto& in : g.inputs) input_slots_.push_back(slot(in.name));
+  for (const auto& [name, t] : g.initializers) slot(name);
 
   if (options.fast_kernels)
-    for (auto &p : fast::all_providers())
-      options.providers.push_back(std::move(p));
-  if (options.fast_kernels) // integer ops (domain "qplay") of lowered graphs;
-                            // nullptr for every other node
-    for (auto &p : fast::integer_providers())
-      options.providers.push_back(std::move(p));
+    for (auto& p : fast::all_providers()) options.providers.push_back(std::move(p));
+  if (options.fast_kernels)  // integer ops (domain "qplay") of lowered graphs;
+                             // nullptr for every other node
+    for (auto& p : fast::integer_providers()) options.providers.push_back(std::move(p));
   const size_t n = g.nodes.size();
   kernels_.reserve(n);
   node_inputs_.resize(n);
   node_outputs_.resize(n);
   folded_.assign(n, 0);
   for (size_t i = 0; i < n; ++i) {
-    const Node &node = g.nodes[i];
-    for (const auto &in : node.inputs)
-      node_inputs_[i].push_back(in.empty() ? -1 : slot(in));
-    for (const auto &out : node.outputs)
-      node_outputs_[i].push_back(out.empty() ? -1 : slot(out));
+    const Node& node = g.nodes[i];
+    for (const auto& in : node.inputs) node_inputs_[i].push_back(in.empty() ? -1 : slot(in));
+    for (const auto& out : node.outputs) node_outputs_[i].push_back(out.empty() ? -1 : slot(out));
   }
-  for (const auto &out : g.outputs)
-    output_slots_.push_back(slot(out.name));
+  for (const auto& out : g.outputs) output_slots_.push_back(slot(out.name));
   constants_.resize(slot_count_);
 
-  // Bind kernels in order. A node reading only constants is run once here;
-  // providers of later nodes see its outputs as initializers of `view` (e.g. a
-  // Conv packs dequantized weights).
+  // Bind kernels in order. A node reading only constants is run once here; providers of later nodes see its outputs as
+  // initializers of `view` (e.g. a Conv packs dequantized weights).
   std::vector<char> is_constant(slot_count_, 0);
-  std::vector<const Tensor *> constant(slot_count_, nullptr);
-  for (const auto &[name, t] : g.initializers)
-    constant[slot_of_.at(name)] = &t;
-  for (int s : input_slots_)
-    constant[s] =
-        nullptr; // a fed input overrides an initializer of the same name
-  for (int s = 0; s < slot_count_; ++s)
-    is_constant[s] = constant[s] != nullptr;
+  std::vector<const Tensor*> constant(slot_count_, nullptr);
+  for (const auto& [name, t] : g.initializers) constant[slot_of_.at(name)] = &t;
+  for (int s : input_slots_) constant[s] = nullptr;  // a fed input overrides an initializer of the same name
+  for (int s = 0; s < slot_count_; ++s) is_constant[s] = constant[s] != nullptr;
   Graph view = g;
   for (size_t i = 0; i < n; ++i) {
-    const Node &node = g.nodes[i];
+    const Node& node = g.nodes[i];
     PreparedKernel k;
-    for (const auto &provider : options.providers)
-      if ((k = provider(node, view)))
-        break;
+    for (const auto& provider : options.providers)
+      if ((k = provider(node, view))) break;
     kernels_.push_back(k ? std::move(k) : bind_reference_kernel(node));
 
     bool foldable = !node_inputs_[i].empty();
-    for (int s : node_inputs_[i])
-      foldable = foldable && (s < 0 || is_constant[s]);
-    if (!foldable)
-      continue;
+    for (int s : node_inputs_[i]) foldable = foldable && (s < 0 || is_constant[s]);
+    if (!foldable) continue;
     Inputs inputs;
-    for (int s : node_inputs_[i])
-      inputs.push_back(s < 0 ? nullptr : constant[s]);
+    for (int s : node_inputs_[i]) inputs.push_back(s < 0 ? nullptr : constant[s]);
     std::vector<Tensor> outputs(node_outputs_[i].size());
     try {
       kernels_[i](inputs, outputs);
-    } catch (const std::exception &) {
-      continue; // left to run() (and to fail there, naming the node)
+    } catch (const std::exception&) {
+      continue;  // left to run() (and to fail there, naming the node)
     }
     folded_[i] = 1;
     for (size_t o = 0; o < outputs.size(); ++o) {
       const int s = node_outputs_[i][o];
-      if (s < 0)
-        continue;
+      if (s < 0) continue;
       view.initializers[node.outputs[o]] = outputs[o];
       constants_[s] = std::move(outputs[o]);
       constant[s] = &constants_[s];
@@ -179,56 +150,47 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
 
   // Free each intermediate after its last reader, unless it is a graph output.
   std::set<int> keep(output_slots_.begin(), output_slots_.end());
-  std::vector<int> last_reader(slot_count_, -1), readers(slot_count_, 0),
-      producer(slot_count_, -1);
+  std::vector<int> last_reader(slot_count_, -1), readers(slot_count_, 0), producer(slot_count_, -1);
   for (size_t i = 0; i < n; ++i) {
     for (int s : node_inputs_[i])
-      if (s >= 0)
-        last_reader[s] = static_cast<int>(i), ++readers[s];
+      if (s >= 0) last_reader[s] = static_cast<int>(i), ++readers[s];
     for (int s : node_outputs_[i])
-      if (s >= 0)
-        producer[s] = static_cast<int>(i);
+      if (s >= 0) producer[s] = static_cast<int>(i);
   }
   release_after_.resize(n);
   for (int s = 0; s < slot_count_; ++s)
-    if (last_reader[s] >= 0 && !keep.count(s) && !is_constant[s])
-      release_after_[last_reader[s]].push_back(s);
+    if (last_reader[s] >= 0 && !keep.count(s) && !is_constant[s]) release_after_[last_reader[s]].push_back(s);
 
   recycles_output_.assign(n, 0);
-  for (size_t i = 0; i < n; ++i)
-    recycles_output_[i] = overwrites_outputs(g.nodes[i]) && !folded_[i];
+  for (size_t i = 0; i < n; ++i) recycles_output_[i] = overwrites_outputs(g.nodes[i]) && !folded_[i];
   size_hints_ = std::make_shared<SizeHints>(static_cast<size_t>(slot_count_));
 
-  // Fusion: float Conv -> [Add(conv, other)] -> [Relu], each link the only
-  // reader of a value that is not a graph output; `other` must be available
-  // when the conv runs.
+  // Fusion: float Conv -> [Add(conv, other)] -> [Relu], each link the only reader of a value that is not a graph
+  // output; `other` must be available when the conv runs.
   fused_kernels_.resize(n);
   fused_inputs_.resize(n);
   fused_output_.assign(n, -1);
   absorbed_.assign(n, 0);
-  if (!options.fast_kernels)
-    return;
+  if (!options.fast_kernels) return;
   auto sole_reader = [&](int s) -> int {
-    if (s < 0 || readers[s] != 1 || keep.count(s))
-      return -1;
+    if (s < 0 || readers[s] != 1 || keep.count(s)) return -1;
     const int r = last_reader[s];
     return absorbed_[r] || folded_[r] ? -1 : r;
   };
   for (size_t i = 0; i < n; ++i) {
-    const Node &conv = g.nodes[i];
-    if (conv.op_type != "Conv" || !conv.domain.empty() || folded_[i] ||
-        absorbed_[i] || node_outputs_[i].size() != 1 || conv.inputs.size() > 3)
+    const Node& conv = g.nodes[i];
+    if (conv.op_type != "Conv" || !conv.domain.empty() || folded_[i] || absorbed_[i] || node_outputs_[i].size() != 1 ||
+        conv.inputs.size() > 3)
       continue;
     fast::ConvFusion f;
     int out = node_outputs_[i][0], addend = -1;
     std::vector<int> absorbed;
     int r = sole_reader(out);
-    if (r >= 0 && g.nodes[r].op_type == "Add" && g.nodes[r].domain.empty() &&
-        node_inputs_[r].size() == 2 && node_outputs_[r].size() == 1) {
+    if (r >= 0 && g.nodes[r].op_type == "Add" && g.nodes[r].domain.empty() && node_inputs_[r].size() == 2 &&
+        node_outputs_[r].size() == 1) {
       const int a = node_inputs_[r][0], b = node_inputs_[r][1];
       addend = a == out ? b : a;
-      const bool ready = addend >= 0 && addend != out &&
-                         (producer[addend] < static_cast<int>(i));
+      const bool ready = addend >= 0 && addend != out && (producer[addend] < static_cast<int>(i));
       if (ready) {
         f.add = true;
         absorbed.push_back(r);
@@ -236,74 +198,92 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
         r = sole_reader(out);
       }
     }
-    if (r >= 0 && g.nodes[r].op_type == "Relu" && g.nodes[r].domain.empty() &&
-        node_outputs_[r].size() == 1) {
+    if (r >= 0 && g.nodes[r].op_type == "Relu" && g.nodes[r].domain.empty() && node_outputs_[r].size() == 1) {
       f.relu = true;
       absorbed.push_back(r);
       out = node_outputs_[r][0];
+      r = sole_reader(out);
     }
-    if (absorbed.empty() || out < 0)
-      continue;
+    // QuantizeLinear -> DequantizeLinear with constant per-tensor parameters (a QDQ model's activation).
+    if (r >= 0 && g.nodes[r].op_type == "QuantizeLinear" && g.nodes[r].domain.empty() &&
+        !g.nodes[r].has_attr("output_dtype") && node_inputs_[r].size() == 3 && node_outputs_[r].size() == 1) {
+      const Tensor* qs = node_inputs_[r][1] >= 0 ? constant[node_inputs_[r][1]] : nullptr;
+      const Tensor* qz = node_inputs_[r][2] >= 0 ? constant[node_inputs_[r][2]] : nullptr;
+      const int d = sole_reader(node_outputs_[r][0]);
+      const bool dq_ok = d >= 0 && g.nodes[d].op_type == "DequantizeLinear" && g.nodes[d].domain.empty() &&
+                         node_inputs_[d].size() >= 2 && node_inputs_[d][0] == node_outputs_[r][0] &&
+                         node_outputs_[d].size() == 1;
+      const Tensor* ds = dq_ok && node_inputs_[d][1] >= 0 ? constant[node_inputs_[d][1]] : nullptr;
+      const Tensor* dz =
+          dq_ok && node_inputs_[d].size() > 2 && node_inputs_[d][2] >= 0 ? constant[node_inputs_[d][2]] : nullptr;
+      const bool dz_ok = dq_ok && (node_inputs_[d].size() < 3 || node_inputs_[d][2] < 0 || dz != nullptr);
+      auto positive_scalar = [](const Tensor* t) {
+        return t && t->dtype == DType::f32 && t->numel() == 1 && std::isfinite(t->data<float>()[0]) &&
+               t->data<float>()[0] > 0.0f;
+      };
+      const bool q_ok = positive_scalar(qs) && qz && qz->numel() == 1 &&
+                        (qz->dtype == DType::u8 || qz->dtype == DType::i8) && positive_scalar(ds) && dz_ok &&
+                        (!dz || (dz->numel() == 1 && dz->dtype == qz->dtype));
+      if (q_ok) {
+        f.fake_quant = true;
+        f.q_dtype = qz->dtype;
+        f.q_scale = qs->data<float>()[0];
+        f.q_zero_point = static_cast<int32_t>(qz->at_as_double(0));
+        f.dq_scale = ds->data<float>()[0];
+        f.dq_zero_point = dz ? static_cast<int32_t>(dz->at_as_double(0)) : 0;
+        absorbed.push_back(r);
+        absorbed.push_back(d);
+        out = node_outputs_[d][0];
+      }
+    }
+    if (absorbed.empty() || out < 0) continue;
     PreparedKernel k = fast::prepare_conv_f32_fused(conv, view, f);
-    if (!k)
-      continue;
+    if (!k) continue;
     fused_kernels_[i] = std::move(k);
     fused_output_[i] = out;
     std::vector<int> ins = node_inputs_[i];
     ins.resize(3, -1);
-    if (f.add)
-      ins.push_back(addend);
+    if (f.add) ins.push_back(addend);
     fused_inputs_[i] = ins;
-    for (int a : absorbed)
-      absorbed_[a] = 1;
+    for (int a : absorbed) absorbed_[a] = 1;
   }
 }
 
-std::map<std::string, Tensor>
-Executor::run(const std::map<std::string, Tensor> &feeds,
-              const ValueHook &hook) const {
-  const Graph &g = *graph_;
+std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& feeds, const ValueHook& hook) const {
+  const Graph& g = *graph_;
   std::vector<Tensor> owned(slot_count_);
-  std::vector<const Tensor *> value(slot_count_, nullptr);
-  for (const auto &[name, t] : g.initializers)
-    value[slot_of_.at(name)] = &t;
+  std::vector<const Tensor*> value(slot_count_, nullptr);
+  for (const auto& [name, t] : g.initializers) value[slot_of_.at(name)] = &t;
   for (size_t i = 0; i < g.nodes.size(); ++i)
     if (folded_[i])
       for (int s : node_outputs_[i])
-        if (s >= 0)
-          value[s] = &constants_[s];
+        if (s >= 0) value[s] = &constants_[s];
   for (size_t i = 0; i < g.inputs.size(); ++i) {
-    const ValueInfo &info = g.inputs[i];
+    const ValueInfo& info = g.inputs[i];
     auto it = feeds.find(info.name);
-    if (it == feeds.end())
-      throw Error("no data given for model input '" + info.name + "'");
-    const Tensor &t = it->second;
+    if (it == feeds.end()) throw Error("no data given for model input '" + info.name + "'");
+    const Tensor& t = it->second;
     if (t.dtype != info.dtype)
-      throw Error("model input '" + info.name + "' expects " +
-                  dtype_name(info.dtype) + ", got " + dtype_name(t.dtype));
+      throw Error("model input '" + info.name + "' expects " + dtype_name(info.dtype) + ", got " + dtype_name(t.dtype));
     if (!info.shape.empty()) {
       bool ok = t.shape.size() == info.shape.size();
-      for (size_t d = 0; ok && d < t.shape.size(); ++d)
-        ok = info.shape[d] < 0 || info.shape[d] == t.shape[d];
+      for (size_t d = 0; ok && d < t.shape.size(); ++d) ok = info.shape[d] < 0 || info.shape[d] == t.shape[d];
       if (!ok)
-        throw Error("model input '" + info.name + "' expects shape " +
-                    shape_str(info.shape) + ", got " + shape_str(t.shape));
+        throw Error("model input '" + info.name + "' expects shape " + shape_str(info.shape) + ", got " +
+                    shape_str(t.shape));
     }
     value[input_slots_[i]] = &t;
   }
 
-  BufferPool &pool = thread_pool();
+  BufferPool& pool = thread_pool();
   auto release = [&](int s) {
-    if (value[s] == &owned[s])
-      pool.give(std::move(owned[s].bytes));
+    if (value[s] == &owned[s]) pool.give(std::move(owned[s].bytes));
     owned[s] = Tensor();
     value[s] = nullptr;
   };
   auto take_buffer = [&](int s) {
     Tensor t;
-    if (s >= 0)
-      t.bytes =
-          pool.take(size_hints_->bytes[s].load(std::memory_order_relaxed));
+    if (s >= 0) t.bytes = pool.take(size_hints_->bytes[s].load(std::memory_order_relaxed));
     return t;
   };
 
@@ -314,65 +294,51 @@ Executor::run(const std::map<std::string, Tensor> &feeds,
     if (folded_[i]) {
       if (hook)
         for (size_t k = 0; k < node_outputs_[i].size(); ++k)
-          if (node_outputs_[i][k] >= 0)
-            hook(static_cast<int>(i), g.nodes[i].outputs[k],
-                 *value[node_outputs_[i][k]]);
+          if (node_outputs_[i][k] >= 0) hook(static_cast<int>(i), g.nodes[i].outputs[k], *value[node_outputs_[i][k]]);
       continue;
     }
     if (fuse && absorbed_[i]) {
-      for (int s : release_after_[i])
-        release(s);
+      for (int s : release_after_[i]) release(s);
       continue;
     }
     const bool fused = fuse && fused_kernels_[i];
-    const std::vector<int> &in_slots =
-        fused ? fused_inputs_[i] : node_inputs_[i];
+    const std::vector<int>& in_slots = fused ? fused_inputs_[i] : node_inputs_[i];
     inputs.clear();
-    for (int s : in_slots)
-      inputs.push_back(s >= 0 ? value[s] : nullptr);
+    for (int s : in_slots) inputs.push_back(s >= 0 ? value[s] : nullptr);
     if (fused) {
       outputs.resize(1);
       outputs[0] = take_buffer(fused_output_[i]);
       fused_kernels_[i](inputs, outputs);
       const int s = fused_output_[i];
-      size_hints_->bytes[s].store(outputs[0].bytes.size(),
-                                  std::memory_order_relaxed);
+      size_hints_->bytes[s].store(outputs[0].bytes.size(), std::memory_order_relaxed);
       owned[s] = std::move(outputs[0]);
       value[s] = &owned[s];
     } else {
       outputs.clear();
-      for (int s : node_outputs_[i])
-        outputs.push_back(recycles_output_[i] ? take_buffer(s) : Tensor());
+      for (int s : node_outputs_[i]) outputs.push_back(recycles_output_[i] ? take_buffer(s) : Tensor());
       kernels_[i](inputs, outputs);
       for (size_t k = 0; k < outputs.size(); ++k) {
         const int s = node_outputs_[i][k];
-        if (s < 0)
-          continue;
-        size_hints_->bytes[s].store(outputs[k].bytes.size(),
-                                    std::memory_order_relaxed);
+        if (s < 0) continue;
+        size_hints_->bytes[s].store(outputs[k].bytes.size(), std::memory_order_relaxed);
         owned[s] = std::move(outputs[k]);
         value[s] = &owned[s];
-        if (hook)
-          hook(static_cast<int>(i), g.nodes[i].outputs[k], owned[s]);
+        if (hook) hook(static_cast<int>(i), g.nodes[i].outputs[k], owned[s]);
       }
     }
-    for (int s : release_after_[i])
-      release(s);
+    for (int s : release_after_[i]) release(s);
     outputs.clear();
   }
 
   std::map<std::string, Tensor> result;
   for (size_t k = 0; k < g.outputs.size(); ++k) {
     const int s = output_slots_[k];
-    if (value[s] == nullptr)
-      throw Error("graph output '" + g.outputs[k].name + "' was not computed");
-    result[g.outputs[k].name] =
-        value[s] == &owned[s] ? std::move(owned[s]) : *value[s];
+    if (value[s] == nullptr) throw Error("graph output '" + g.outputs[k].name + "' was not computed");
+    result[g.outputs[k].name] = value[s] == &owned[s] ? std::move(owned[s]) : *value[s];
   }
   for (int s = 0; s < slot_count_; ++s)
-    if (value[s] == &owned[s] && !owned[s].bytes.empty())
-      pool.give(std::move(owned[s].bytes));
+    if (value[s] == &owned[s] && !owned[s].bytes.empty()) pool.give(std::move(owned[s].bytes));
   return result;
 }
 
-} // namespace qplay
+}  // namespace qplay

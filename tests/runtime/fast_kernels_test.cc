@@ -1,8 +1,7 @@
-// Every fast kernel against its reference on random shapes: tile edges, odd
-// channel counts, strides, padding, dilation. Float paths within a stated
-// tolerance (here: the same FMA chain is expected, so AVX2 and portable sgemm
-// must agree bit for bit; conv vs the plain-loop reference within 1e-5 relative
-// to the magnitude of the sum).
+// Every fast kernel against its reference on random shapes: tile edges, odd channel counts,
+// strides, padding, dilation. Float paths within a stated tolerance (here: the same FMA chain
+// is expected, so AVX2 and portable sgemm must agree bit for bit; conv vs the plain-loop
+// reference within 1e-5 relative to the magnitude of the sum).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,12 +14,10 @@
 namespace qplay {
 namespace {
 
-std::vector<float> random_floats(size_t n, std::mt19937 &rng, float lo = -1,
-                                 float hi = 1) {
+std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = -1, float hi = 1) {
   std::uniform_real_distribution<float> d(lo, hi);
   std::vector<float> v(n);
-  for (auto &x : v)
-    x = d(rng);
+  for (auto& x : v) x = d(rng);
   return v;
 }
 
@@ -30,15 +27,11 @@ TEST(FastSgemm, MatchesPortableBitForBitAcrossTileEdges) {
     for (int64_t n : {1, 7, 8, 15, 16, 17, 31, 64, 65, 130})
       for (int64_t k : {1, 2, 27, 127, 128, 129, 300}) {
         const auto a = random_floats(m * k, rng), b = random_floats(k * n, rng);
-        std::vector<float> fast(m * n, std::nanf("")),
-            portable(m * n, std::nanf("")); // garbage-filled
+        std::vector<float> fast(m * n, std::nanf("")), portable(m * n, std::nanf(""));  // garbage-filled
         fast::sgemm(m, n, k, a.data(), k, b.data(), n, fast.data(), n);
-        fast::sgemm_portable(m, n, k, a.data(), k, b.data(), n, portable.data(),
-                             n);
-        ASSERT_EQ(0, std::memcmp(fast.data(), portable.data(), fast.size() * 4))
-            << m << "x" << n << "x" << k;
-        // And against a double-precision product, loosely: the order may
-        // differ, the value may not.
+        fast::sgemm_portable(m, n, k, a.data(), k, b.data(), n, portable.data(), n);
+        ASSERT_EQ(0, std::memcmp(fast.data(), portable.data(), fast.size() * 4)) << m << "x" << n << "x" << k;
+        // And against a double-precision product, loosely: the order may differ, the value may not.
         for (int64_t i = 0; i < m; ++i)
           for (int64_t j = 0; j < n; ++j) {
             double want = 0, mag = 0;
@@ -52,9 +45,9 @@ TEST(FastSgemm, MatchesPortableBitForBitAcrossTileEdges) {
 }
 
 TEST(FastSgemm, MlasKBlocking) {
-  EXPECT_EQ(fast::mlas_k_block(1024, 27), 32); // small K: wider N panel
+  EXPECT_EQ(fast::mlas_k_block(1024, 27), 32);   // small K: wider N panel
   EXPECT_EQ(fast::mlas_k_block(1024, 144), 128);
-  EXPECT_EQ(fast::mlas_k_block(64, 576), 256); // small N: deeper K panel
+  EXPECT_EQ(fast::mlas_k_block(64, 576), 256);   // small N: deeper K panel
   EXPECT_EQ(fast::mlas_k_block(256, 288), 128);
 }
 
@@ -67,37 +60,22 @@ struct ConvCase {
 TEST(FastConv, MatchesReferenceOnRandomShapes) {
   std::mt19937 rng(11);
   std::vector<ConvCase> cases = {
-      {1, 3, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true},  // ResNet-8 stem
-      {2, 16, 32, 32, 32, 3, 3, 2, 1, {0, 0, 1, 1}, true}, // TF 'same'
-                                                           // stride-2: pad
-                                                           // bottom/right only
-      {1, 16, 16, 16, 32, 1, 1, 2, 1, {0, 0, 0, 0}, true}, // 1x1 projection
-      {3, 5, 7, 9, 7, 3, 2, 1, 1, {2, 1, 0, 3}, false},    // odd everything,
-                                                           // asymmetric pads
-      {1, 4, 11, 13, 9, 3, 3, 3, 2, {1, 2, 2, 1}, true}, // dilation + stride 3
-      {1, 1, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true},   // degenerate
-      {2, 33, 8, 8, 65, 3, 3, 1, 1, {1, 1, 1, 1}, true}, // channels past tile
-                                                         // edges
+      {1, 3, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true},   // ResNet-8 stem
+      {2, 16, 32, 32, 32, 3, 3, 2, 1, {0, 0, 1, 1}, true},  // TF 'same' stride-2: pad bottom/right only
+      {1, 16, 16, 16, 32, 1, 1, 2, 1, {0, 0, 0, 0}, true},  // 1x1 projection
+      {3, 5, 7, 9, 7, 3, 2, 1, 1, {2, 1, 0, 3}, false},     // odd everything, asymmetric pads
+      {1, 4, 11, 13, 9, 3, 3, 3, 2, {1, 2, 2, 1}, true},    // dilation + stride 3
+      {1, 1, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, true},      // degenerate
+      {2, 33, 8, 8, 65, 3, 3, 1, 1, {1, 1, 1, 1}, true},    // channels past tile edges
   };
   for (int r = 0; r < 6; ++r) {
     std::uniform_int_distribution<int64_t> d(1, 12), s(1, 3), p(0, 2);
-    cases.push_back({d(rng) % 3 + 1,
-                     d(rng),
-                     d(rng) + 4,
-                     d(rng) + 4,
-                     d(rng) * 3,
-                     s(rng),
-                     s(rng),
-                     s(rng),
-                     s(rng) % 2 + 1,
-                     {p(rng), p(rng), p(rng), p(rng)},
-                     r % 2 == 0});
+    cases.push_back({d(rng) % 3 + 1, d(rng), d(rng) + 4, d(rng) + 4, d(rng) * 3, s(rng), s(rng), s(rng), s(rng) % 2 + 1,
+                     {p(rng), p(rng), p(rng), p(rng)}, r % 2 == 0});
   }
-  for (const auto &cc : cases) {
-    SCOPED_TRACE(::testing::Message()
-                 << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w
-                 << " m" << cc.m << " k" << cc.kh << "x" << cc.kw << " s"
-                 << cc.stride << " d" << cc.dilation);
+  for (const auto& cc : cases) {
+    SCOPED_TRACE(::testing::Message() << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m
+                                      << " k" << cc.kh << "x" << cc.kw << " s" << cc.stride << " d" << cc.dilation);
     Node node{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
     node.attrs["pads"].kind = Attribute::Kind::Ints;
     node.attrs["pads"].ints = cc.pads;
@@ -105,15 +83,10 @@ TEST(FastConv, MatchesReferenceOnRandomShapes) {
     node.attrs["strides"].ints = {cc.stride, cc.stride};
     node.attrs["dilations"].kind = Attribute::Kind::Ints;
     node.attrs["dilations"].ints = {cc.dilation, cc.dilation};
-    const int64_t eh = (cc.kh - 1) * cc.dilation + 1,
-                  ew = (cc.kw - 1) * cc.dilation + 1;
-    if (cc.h + cc.pads[0] + cc.pads[2] < eh ||
-        cc.w + cc.pads[1] + cc.pads[3] < ew)
-      continue;
-    Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w},
-                        random_floats(cc.n * cc.c * cc.h * cc.w, rng, 0, 255));
-    Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw},
-                        random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
+    const int64_t eh = (cc.kh - 1) * cc.dilation + 1, ew = (cc.kw - 1) * cc.dilation + 1;
+    if (cc.h + cc.pads[0] + cc.pads[2] < eh || cc.w + cc.pads[1] + cc.pads[3] < ew) continue;
+    Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, 0, 255));
+    Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
     Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
     Inputs in = {&x, &w, cc.bias ? &b : nullptr};
     std::vector<Tensor> want(1), got(1);
@@ -125,36 +98,32 @@ TEST(FastConv, MatchesReferenceOnRandomShapes) {
     kernel(in, got);
     ASSERT_EQ(got[0].shape, want[0].shape);
     for (int64_t i = 0; i < want[0].numel(); ++i)
-      ASSERT_NEAR(got[0].data<float>()[i], want[0].data<float>()[i],
-                  1e-5 * (std::fabs(want[0].data<float>()[i]) +
-                          255 * cc.c * cc.kh * cc.kw))
+      ASSERT_NEAR(got[0].data<float>()[i], want[0].data<float>()[i], 1e-5 * (std::fabs(want[0].data<float>()[i]) + 255 * cc.c * cc.kh * cc.kw))
           << "element " << i;
   }
 }
 
-// Conv with the fused epilogues against the unfused chain (fast conv, then the
-// reference Add and Relu): the same float operations in the same order, so bit
-// for bit; shapes cover tile edges (M not a multiple of 6, spatial not a
-// multiple of 16, output rows shorter than a strip).
+// Conv with the fused epilogues against the unfused chain (fast conv, then the reference Add and Relu): the same float
+// operations in the same order, so bit for bit; shapes cover tile edges (M not a multiple of 6, spatial not a multiple
+// of 16, output rows shorter than a strip).
 TEST(FastConv, FusedEpiloguesMatchTheUnfusedChainBitForBit) {
   std::mt19937 rng(13);
   const std::vector<ConvCase> cases = {
-      {2, 16, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true}, // ResNet-8 stage 1
-      {2, 16, 32, 32, 32, 3, 3, 2, 1, {1, 1, 1, 1}, true}, // stride 2 (gathered
-                                                           // taps)
-      {3, 32, 8, 8, 64, 3, 3, 1, 1, {1, 1, 1, 1}, true},   // 8-wide rows: two
-                                                           // rows per strip
-      {1, 7, 5, 11, 13, 3, 2, 1, 1, {0, 1, 2, 0}, false},  // odd everything,
-                                                           // asymmetric pads
-      {2, 5, 9, 7, 7, 1, 1, 1, 1, {0, 0, 0, 0}, true},     // 1x1, 63 positions
-      {1, 3, 6, 6, 5, 2, 2, 3, 2, {1, 1, 1, 1}, true}, // stride 3, dilation 2
+      {2, 16, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true},  // ResNet-8 stage 1
+      {2, 16, 32, 32, 32, 3, 3, 2, 1, {1, 1, 1, 1}, true},  // stride 2 (gathered
+                                                            // taps)
+      {3, 32, 8, 8, 64, 3, 3, 1, 1, {1, 1, 1, 1}, true},    // 8-wide rows: two
+                                                            // rows per strip
+      {1, 7, 5, 11, 13, 3, 2, 1, 1, {0, 1, 2, 0}, false},   // odd everything,
+                                                            // asymmetric pads
+      {2, 5, 9, 7, 7, 1, 1, 1, 1, {0, 0, 0, 0}, true},      // 1x1, 63 positions
+      {1, 3, 6, 6, 5, 2, 2, 3, 2, {1, 1, 1, 1}, true},      // stride 3, dilation 2
   };
-  for (const auto &cc : cases)
-    for (int variant = 0; variant < 3; ++variant) { // relu; add; add + relu
-      const bool add = variant >= 1, relu = variant != 1;
-      SCOPED_TRACE(::testing::Message()
-                   << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w
-                   << " s" << cc.stride << " add " << add << " relu " << relu);
+  for (const auto& cc : cases)
+    for (int variant = 0; variant < 5; ++variant) {  // relu; add; add + relu; relu + fake quant; fake quant
+      const bool add = variant == 1 || variant == 2, relu = variant != 1 && variant != 4, fq = variant >= 3;
+      SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w << " s"
+                                        << cc.stride << " add " << add << " relu " << relu << " fq " << fq);
       Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
       conv.attrs["pads"].kind = Attribute::Kind::Ints;
       conv.attrs["pads"].ints = cc.pads;
@@ -162,41 +131,52 @@ TEST(FastConv, FusedEpiloguesMatchTheUnfusedChainBitForBit) {
       conv.attrs["strides"].ints = {cc.stride, cc.stride};
       conv.attrs["dilations"].kind = Attribute::Kind::Ints;
       conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
-      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w},
-                          random_floats(cc.n * cc.c * cc.h * cc.w, rng, -2, 2));
-      Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw},
-                          random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
+      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -2, 2));
+      Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
       Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
       Graph g;
       std::vector<Tensor> y(1), want(1);
       fast::prepare_conv_f32(conv, g)({&x, &w, cc.bias ? &b : nullptr}, y);
-      Tensor addend =
-          make_f32(y[0].shape, random_floats(y[0].numel(), rng, -1, 1));
+      Tensor addend = make_f32(y[0].shape, random_floats(y[0].numel(), rng, -1, 1));
       want[0] = y[0];
       if (add) {
         std::vector<Tensor> sum(1);
-        find_op("Add")->reference(Node{"a", "Add", "", {"y", "r"}, {"s"}, {}},
-                                  {&want[0], &addend}, sum);
+        find_op("Add")->reference(Node{"a", "Add", "", {"y", "r"}, {"s"}, {}}, {&want[0], &addend}, sum);
         want[0] = sum[0];
       }
       if (relu) {
         std::vector<Tensor> r(1);
-        find_op("Relu")->reference(Node{"r", "Relu", "", {"s"}, {"z"}, {}},
-                                   {&want[0]}, r);
+        find_op("Relu")->reference(Node{"r", "Relu", "", {"s"}, {"z"}, {}}, {&want[0]}, r);
         want[0] = r[0];
       }
-      auto fused =
-          fast::prepare_conv_f32_fused(conv, g, fast::ConvFusion{add, relu});
+      fast::ConvFusion fusion;
+      fusion.add = add;
+      fusion.relu = relu;
+      if (fq) {
+        // u8 codes for relu outputs, i8 codes for signed ones; a scale that clips some values.
+        fusion.fake_quant = true;
+        fusion.q_dtype = relu ? DType::u8 : DType::i8;
+        fusion.q_scale = fusion.dq_scale = 0.013f;
+        fusion.q_zero_point = fusion.dq_zero_point = relu ? 3 : -5;
+        Tensor s = make_scalar_f32(fusion.q_scale), z(fusion.q_dtype, {});
+        if (relu) z.data<uint8_t>()[0] = 3;
+        else z.data<int8_t>()[0] = -5;
+        std::vector<Tensor> codes(1), deq(1);
+        find_op("QuantizeLinear")->reference(Node{"q", "QuantizeLinear", "", {"z", "s", "zp"}, {"q"}, {}},
+                                             {&want[0], &s, &z}, codes);
+        find_op("DequantizeLinear")->reference(Node{"d", "DequantizeLinear", "", {"q", "s", "zp"}, {"d"}, {}},
+                                               {&codes[0], &s, &z}, deq);
+        want[0] = deq[0];
+      }
+      auto fused = fast::prepare_conv_f32_fused(conv, g, fusion);
       ASSERT_TRUE(fused);
       std::vector<Tensor> got(1);
       got[0] = make_f32({2}, {std::nanf(""), 1});
       Inputs in = {&x, &w, cc.bias ? &b : nullptr};
-      if (add)
-        in.push_back(&addend);
+      if (add) in.push_back(&addend);
       fused(in, got);
       ASSERT_EQ(got[0].shape, want[0].shape);
-      ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(),
-                               want[0].bytes.size()));
+      ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
       // A mismatched addend shape falls back to the node-by-node chain
       // (reference broadcasting).
       if (add && cc.m > 1) {
@@ -208,26 +188,24 @@ TEST(FastConv, FusedEpiloguesMatchTheUnfusedChainBitForBit) {
     }
 }
 
-// The MLAS-order contract: the fast conv equals im2col + sgemm_portable + bias
-// bit for bit (what keeps QDQ models on ONNX Runtime's activation codes),
-// across tile edges.
+// The MLAS-order contract: the fast conv equals im2col + sgemm_portable + bias bit for bit (what keeps QDQ models on
+// ONNX Runtime's activation codes), across tile edges.
 TEST(FastConv, EqualsIm2colThenPortableSgemmBitForBit) {
   std::mt19937 rng(37);
   const std::vector<ConvCase> cases = {
-      {2, 3, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true}, // K = 27, one k-block
-      {1, 16, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true}, // K = 144, two
-                                                           // k-blocks
-      {1, 16, 32, 32, 32, 3, 3, 2, 1, {1, 1, 1, 1}, true}, // stride 2, K = 144
-      {1, 32, 16, 16, 64, 3, 3, 2, 1, {1, 1, 1, 1}, true}, // K = 288 over 64
-                                                           // positions
-      {2, 64, 8, 8, 64, 3, 3, 1, 1, {1, 1, 1, 1}, true}, // K = 576: k-block 256
-      {1, 16, 32, 32, 32, 1, 1, 2, 1, {0, 0, 0, 0}, false}, // 1x1 projection
-      {1, 11, 9, 13, 23, 3, 3, 1, 2, {2, 1, 2, 3}, true},   // dilation, ragged
-                                                            // everything
+      {2, 3, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true},    // K = 27, one k-block
+      {1, 16, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true},   // K = 144, two
+                                                             // k-blocks
+      {1, 16, 32, 32, 32, 3, 3, 2, 1, {1, 1, 1, 1}, true},   // stride 2, K = 144
+      {1, 32, 16, 16, 64, 3, 3, 2, 1, {1, 1, 1, 1}, true},   // K = 288 over 64
+                                                             // positions
+      {2, 64, 8, 8, 64, 3, 3, 1, 1, {1, 1, 1, 1}, true},     // K = 576: k-block 256
+      {1, 16, 32, 32, 32, 1, 1, 2, 1, {0, 0, 0, 0}, false},  // 1x1 projection
+      {1, 11, 9, 13, 23, 3, 3, 1, 2, {2, 1, 2, 3}, true},    // dilation, ragged
+                                                             // everything
   };
-  for (const auto &cc : cases) {
-    SCOPED_TRACE(::testing::Message()
-                 << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w);
+  for (const auto& cc : cases) {
+    SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w);
     Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
     conv.attrs["pads"].kind = Attribute::Kind::Ints;
     conv.attrs["pads"].ints = cc.pads;
@@ -235,16 +213,13 @@ TEST(FastConv, EqualsIm2colThenPortableSgemmBitForBit) {
     conv.attrs["strides"].ints = {cc.stride, cc.stride};
     conv.attrs["dilations"].kind = Attribute::Kind::Ints;
     conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
-    Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w},
-                        random_floats(cc.n * cc.c * cc.h * cc.w, rng, -3, 3));
-    Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw},
-                        random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
+    Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -3, 3));
+    Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
     Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
     Graph g;
     std::vector<Tensor> got(1);
     fast::prepare_conv_f32(conv, g)({&x, &w, cc.bias ? &b : nullptr}, got);
-    const int64_t eh = (cc.kh - 1) * cc.dilation + 1,
-                  ew = (cc.kw - 1) * cc.dilation + 1;
+    const int64_t eh = (cc.kh - 1) * cc.dilation + 1, ew = (cc.kw - 1) * cc.dilation + 1;
     const int64_t oh = (cc.h + cc.pads[0] + cc.pads[2] - eh) / cc.stride + 1;
     const int64_t ow = (cc.w + cc.pads[1] + cc.pads[3] - ew) / cc.stride + 1;
     const int64_t k = cc.c * cc.kh * cc.kw, sp = oh * ow;
@@ -256,32 +231,23 @@ TEST(FastConv, EqualsIm2colThenPortableSgemmBitForBit) {
           for (int64_t kx = 0; kx < cc.kw; ++kx)
             for (int64_t oy = 0; oy < oh; ++oy)
               for (int64_t ox = 0; ox < ow; ++ox) {
-                const int64_t iy =
-                    oy * cc.stride - cc.pads[0] + ky * cc.dilation;
-                const int64_t ix =
-                    ox * cc.stride - cc.pads[1] + kx * cc.dilation;
+                const int64_t iy = oy * cc.stride - cc.pads[0] + ky * cc.dilation;
+                const int64_t ix = ox * cc.stride - cc.pads[1] + kx * cc.dilation;
                 col[((ci * cc.kh + ky) * cc.kw + kx) * sp + oy * ow + ox] =
                     iy >= 0 && iy < cc.h && ix >= 0 && ix < cc.w
-                        ? x.data<float>()[((i * cc.c + ci) * cc.h + iy) * cc.w +
-                                          ix]
+                        ? x.data<float>()[((i * cc.c + ci) * cc.h + iy) * cc.w + ix]
                         : 0.0f;
               }
-      fast::sgemm_portable(cc.m, sp, k, w.data<float>(), k, col.data(), sp,
-                           want.data(), sp);
+      fast::sgemm_portable(cc.m, sp, k, w.data<float>(), k, col.data(), sp, want.data(), sp);
       if (cc.bias)
         for (int64_t mi = 0; mi < cc.m; ++mi)
-          for (int64_t s = 0; s < sp; ++s)
-            want[mi * sp + s] += b.data<float>()[mi];
-      ASSERT_EQ(0,
-                std::memcmp(want.data(), got[0].data<float>() + i * cc.m * sp,
-                            want.size() * 4))
-          << "image " << i;
+          for (int64_t s = 0; s < sp; ++s) want[mi * sp + s] += b.data<float>()[mi];
+      ASSERT_EQ(0, std::memcmp(want.data(), got[0].data<float>() + i * cc.m * sp, want.size() * 4)) << "image " << i;
     }
   }
 }
 
-// Weights packed at preparation (an initializer) and weights arriving at run
-// time give the same bits.
+// Weights packed at preparation (an initializer) and weights arriving at run time give the same bits.
 TEST(FastConv, PackedConstantWeightsMatchRunTimeWeights) {
   std::mt19937 rng(17);
   Node conv{"conv", "Conv", "", {"x", "w", "b"}, {"y"}, {}};
@@ -296,19 +262,16 @@ TEST(FastConv, PackedConstantWeightsMatchRunTimeWeights) {
   std::vector<Tensor> a(1), c(1);
   fast::prepare_conv_f32(conv, with_w)({&x, with_w.initializer("w"), &b}, a);
   fast::prepare_conv_f32(conv, without)({&x, &w, &b}, c);
-  ASSERT_EQ(
-      0, std::memcmp(a[0].bytes.data(), c[0].bytes.data(), a[0].bytes.size()));
+  ASSERT_EQ(0, std::memcmp(a[0].bytes.data(), c[0].bytes.data(), a[0].bytes.size()));
   // Another tensor in the weight input (not the packed one) is honoured.
   Tensor w2 = make_f32({20, 9, 3, 3}, random_floats(20 * 81, rng));
   fast::prepare_conv_f32(conv, with_w)({&x, &w2, &b}, a);
   fast::prepare_conv_f32(conv, without)({&x, &w2, &b}, c);
-  ASSERT_EQ(
-      0, std::memcmp(a[0].bytes.data(), c[0].bytes.data(), a[0].bytes.size()));
+  ASSERT_EQ(0, std::memcmp(a[0].bytes.data(), c[0].bytes.data(), a[0].bytes.size()));
 }
 
 // Pooling and Transpose: same arithmetic as the reference, so bit for bit.
-void expect_provider_equals_reference(const PreparedKernel &kernel,
-                                      const Node &node, const Inputs &in) {
+void expect_provider_equals_reference(const PreparedKernel& kernel, const Node& node, const Inputs& in) {
   ASSERT_TRUE(kernel) << node.op_type;
   std::vector<Tensor> want(1), got(1);
   find_op(node.op_type)->reference(node, in, want);
@@ -316,9 +279,7 @@ void expect_provider_equals_reference(const PreparedKernel &kernel,
   kernel(in, got);
   ASSERT_EQ(got[0].dtype, want[0].dtype);
   ASSERT_EQ(got[0].shape, want[0].shape);
-  ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(),
-                           want[0].bytes.size()))
-      << node.op_type;
+  ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size())) << node.op_type;
 }
 
 TEST(FastPool, MatchesReferenceBitForBit) {
@@ -329,14 +290,11 @@ TEST(FastPool, MatchesReferenceBitForBit) {
       for (int64_t pad : {0, 1})
         for (int64_t ceil_mode : {0, 1})
           for (int64_t cip : {0, 1}) {
-            if (pad >= k)
-              continue;
+            if (pad >= k) continue;
             SCOPED_TRACE(::testing::Message()
-                         << "k" << k << " s" << s << " pad " << pad << " ceil "
-                         << ceil_mode << " cip " << cip);
-            Tensor x =
-                make_f32({2, 3, 7, 8}, random_floats(2 * 3 * 56, rng, -5, 5));
-            for (const char *op : {"AveragePool", "MaxPool"}) {
+                         << "k" << k << " s" << s << " pad " << pad << " ceil " << ceil_mode << " cip " << cip);
+            Tensor x = make_f32({2, 3, 7, 8}, random_floats(2 * 3 * 56, rng, -5, 5));
+            for (const char* op : {"AveragePool", "MaxPool"}) {
               Node node{"p", op, "", {"x"}, {"y"}, {}};
               node.attrs["kernel_shape"].kind = Attribute::Kind::Ints;
               node.attrs["kernel_shape"].ints = {k, k + 1 > 3 ? k : k + 1};
@@ -345,18 +303,15 @@ TEST(FastPool, MatchesReferenceBitForBit) {
               node.attrs["pads"].kind = Attribute::Kind::Ints;
               node.attrs["pads"].ints = {pad, 0, pad, pad};
               node.attrs["ceil_mode"].i = ceil_mode;
-              if (std::string(op) == "AveragePool")
-                node.attrs["count_include_pad"].i = cip;
-              expect_provider_equals_reference(fast::prepare_pool_f32(node, g),
-                                               node, {&x});
+              if (std::string(op) == "AveragePool") node.attrs["count_include_pad"].i = cip;
+              expect_provider_equals_reference(fast::prepare_pool_f32(node, g), node, {&x});
             }
           }
   Tensor x = make_f32({3, 5, 8, 8}, random_floats(3 * 5 * 64, rng));
   Node gap{"g", "GlobalAveragePool", "", {"x"}, {"y"}, {}};
   expect_provider_equals_reference(fast::prepare_pool_f32(gap, g), gap, {&x});
   Tensor codes(DType::u8, {2, 3, 5, 6});
-  for (auto &v : codes.bytes)
-    v = static_cast<uint8_t>(rng());
+  for (auto& v : codes.bytes) v = static_cast<uint8_t>(rng());
   Node mp{"m", "MaxPool", "", {"x"}, {"y"}, {}};
   mp.attrs["kernel_shape"].kind = Attribute::Kind::Ints;
   mp.attrs["kernel_shape"].ints = {2, 2};
@@ -368,24 +323,18 @@ TEST(FastPool, MatchesReferenceBitForBit) {
 TEST(FastTranspose, MatchesReferenceBitForBit) {
   std::mt19937 rng(23);
   Graph g;
-  const std::vector<std::vector<int64_t>> perms = {
-      {0, 3, 1, 2}, {0, 2, 3, 1}, {1, 0}, {2, 0, 1}, {3, 2, 1, 0}};
-  for (const auto &perm : perms) {
+  const std::vector<std::vector<int64_t>> perms = {{0, 3, 1, 2}, {0, 2, 3, 1}, {1, 0}, {2, 0, 1}, {3, 2, 1, 0}};
+  for (const auto& perm : perms) {
     Shape shape;
-    for (size_t k = 0; k < perm.size(); ++k)
-      shape.push_back(static_cast<int64_t>(2 + k * 2 + perm.size()));
-    Tensor x = make_f32(
-        shape, random_floats(static_cast<size_t>(shape_numel(shape)), rng));
+    for (size_t k = 0; k < perm.size(); ++k) shape.push_back(static_cast<int64_t>(2 + k * 2 + perm.size()));
+    Tensor x = make_f32(shape, random_floats(static_cast<size_t>(shape_numel(shape)), rng));
     Node node{"t", "Transpose", "", {"x"}, {"y"}, {}};
     node.attrs["perm"].kind = Attribute::Kind::Ints;
     node.attrs["perm"].ints = perm;
-    expect_provider_equals_reference(fast::prepare_transpose(node, g), node,
-                                     {&x});
+    expect_provider_equals_reference(fast::prepare_transpose(node, g), node, {&x});
     Tensor codes(DType::i8, shape);
-    for (auto &v : codes.bytes)
-      v = static_cast<uint8_t>(rng());
-    expect_provider_equals_reference(fast::prepare_transpose(node, g), node,
-                                     {&codes});
+    for (auto& v : codes.bytes) v = static_cast<uint8_t>(rng());
+    expect_provider_equals_reference(fast::prepare_transpose(node, g), node, {&codes});
   }
 }
 
@@ -400,50 +349,41 @@ TEST(FastConv, DeclinesWhatItDoesNotHandle) {
   EXPECT_FALSE(fast::prepare_conv_f32(same, g));
 }
 
-} // namespace
-} // namespace qplay
+}  // namespace
+}  // namespace qplay
 
 namespace qplay {
 namespace {
 
-// Runs the reference and the fast kernel of `node` and requires bit-identical
-// outputs.
-void expect_fast_equals_reference(const Node &node, const Inputs &in) {
+// Runs the reference and the fast kernel of `node` and requires bit-identical outputs.
+void expect_fast_equals_reference(const Node& node, const Inputs& in) {
   std::vector<Tensor> want(1), got(1);
   find_op(node.op_type)->reference(node, in, want);
   Graph g;
   auto kernel = fast::prepare_elementwise_f32(node, g);
   ASSERT_TRUE(kernel) << node.op_type;
-  got[0] =
-      make_f32({3}, {std::nanf(""), 1, 2}); // garbage that must be overwritten
+  got[0] = make_f32({3}, {std::nanf(""), 1, 2});  // garbage that must be overwritten
   kernel(in, got);
   ASSERT_EQ(got[0].dtype, want[0].dtype);
   ASSERT_EQ(got[0].shape, want[0].shape);
-  ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(),
-                           want[0].bytes.size()))
-      << node.op_type;
+  ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size())) << node.op_type;
 }
 
-std::vector<float> awkward_floats(size_t n, std::mt19937 &rng, float scale) {
+std::vector<float> awkward_floats(size_t n, std::mt19937& rng, float scale) {
   auto v = random_floats(n, rng, -300 * scale, 300 * scale);
   // Exact ties and specials the rounding must treat like the reference.
-  const float specials[] = {
-      0.5f * scale, 1.5f * scale, 2.5f * scale,   -0.5f * scale, -2.5f * scale,
-      0.0f,         -0.0f,        std::nanf(""),  INFINITY,      -INFINITY,
-      1e30f,        -1e30f,       127.5f * scale, 128.5f * scale};
-  for (size_t i = 0; i < std::size(specials) && i < n; ++i)
-    v[i * 3 % n] = specials[i];
+  const float specials[] = {0.5f * scale, 1.5f * scale, 2.5f * scale, -0.5f * scale, -2.5f * scale, 0.0f, -0.0f,
+                            std::nanf(""), INFINITY, -INFINITY, 1e30f, -1e30f, 127.5f * scale, 128.5f * scale};
+  for (size_t i = 0; i < std::size(specials) && i < n; ++i) v[i * 3 % n] = specials[i];
   return v;
 }
 
 TEST(FastElementwise, ReluAndAddBitExact) {
   std::mt19937 rng(3);
   for (int64_t n : {1, 7, 8, 9, 1000, 4099}) {
-    Tensor a = make_f32({n}, awkward_floats(n, rng, 1)),
-           b = make_f32({n}, random_floats(n, rng));
+    Tensor a = make_f32({n}, awkward_floats(n, rng, 1)), b = make_f32({n}, random_floats(n, rng));
     expect_fast_equals_reference(Node{"r", "Relu", "", {"a"}, {"y"}, {}}, {&a});
-    expect_fast_equals_reference(Node{"s", "Add", "", {"a", "b"}, {"y"}, {}},
-                                 {&a, &b});
+    expect_fast_equals_reference(Node{"s", "Add", "", {"a", "b"}, {"y"}, {}}, {&a, &b});
   }
 }
 
@@ -452,32 +392,22 @@ TEST(FastQuantize, QuantizeAndDequantizeBitExactForExtremeParams) {
   for (float scale : {1.0f, 0.0078125f, 1e-6f, 3.3e4f, 0.1f})
     for (int zp : {0, 255, 128, -128, 127, 3}) {
       const bool is_signed = zp < 0 || zp == 3;
-      if (!is_signed && zp < 0)
-        continue;
+      if (!is_signed && zp < 0) continue;
       for (int64_t n : {5, 8, 1027}) {
-        SCOPED_TRACE(::testing::Message()
-                     << "scale " << scale << " zp " << zp << " n " << n);
+        SCOPED_TRACE(::testing::Message() << "scale " << scale << " zp " << zp << " n " << n);
         Tensor x = make_f32({n}, awkward_floats(n, rng, scale));
         Tensor s = make_scalar_f32(scale);
         Tensor z(is_signed ? DType::i8 : DType::u8, {});
-        if (is_signed)
-          z.data<int8_t>()[0] = static_cast<int8_t>(zp);
-        else
-          z.data<uint8_t>()[0] = static_cast<uint8_t>(zp);
-        expect_fast_equals_reference(
-            Node{"q", "QuantizeLinear", "", {"x", "s", "z"}, {"y"}, {}},
-            {&x, &s, &z});
+        if (is_signed) z.data<int8_t>()[0] = static_cast<int8_t>(zp);
+        else z.data<uint8_t>()[0] = static_cast<uint8_t>(zp);
+        expect_fast_equals_reference(Node{"q", "QuantizeLinear", "", {"x", "s", "z"}, {"y"}, {}}, {&x, &s, &z});
         std::vector<Tensor> codes(1);
-        find_op("QuantizeLinear")
-            ->reference(
-                Node{"q", "QuantizeLinear", "", {"x", "s", "z"}, {"y"}, {}},
-                {&x, &s, &z}, codes);
-        expect_fast_equals_reference(
-            Node{"d", "DequantizeLinear", "", {"q", "s", "z"}, {"y"}, {}},
-            {&codes[0], &s, &z});
+        find_op("QuantizeLinear")->reference(Node{"q", "QuantizeLinear", "", {"x", "s", "z"}, {"y"}, {}}, {&x, &s, &z},
+                                             codes);
+        expect_fast_equals_reference(Node{"d", "DequantizeLinear", "", {"q", "s", "z"}, {"y"}, {}}, {&codes[0], &s, &z});
       }
     }
 }
 
-} // namespace
-} // namespace qplay
+}  // namespace
+}  // namespace qplay
