@@ -1,11 +1,13 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <set>
 
 #include "runtime/kernels/fast/integer_providers.h"
 #include "runtime/kernels/fast/providers.h"
+#include "runtime/thread_pool.h"
 
 namespace qplay {
 
@@ -76,14 +78,15 @@ class BufferPool {
   std::vector<std::vector<uint8_t>> free_;
 };
 
-BufferPool& thread_pool() {
+BufferPool& buffer_pool() {
   thread_local BufferPool pool;
   return pool;
 }
 
 }  // namespace
 
-Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options) : graph_(std::move(graph)) {
+Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
+    : graph_(std::move(graph)), intra_op_threads_(std::max(1, options.intra_op_threads)) {
   const Graph& g = *graph_;
   auto slot = [&](const std::string& name) {
     auto [it, inserted] = slot_of_.try_emplace(name, slot_count_);
@@ -275,7 +278,8 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
     value[input_slots_[i]] = &t;
   }
 
-  BufferPool& pool = thread_pool();
+  const IntraOpScope intra_op(intra_op_threads_);
+  BufferPool& pool = buffer_pool();
   auto release = [&](int s) {
     if (value[s] == &owned[s]) pool.give(std::move(owned[s].bytes));
     owned[s] = Tensor();

@@ -32,6 +32,9 @@ using KernelProvider = std::function<PreparedKernel(const Node& node, const Grap
 struct ExecutorOptions {
   bool fast_kernels = true;               // false: reference kernels only (the specification)
   std::vector<KernelProvider> providers;  // tried first, in order; then fast kernels, then reference
+  // Threads one run may split a kernel over (runtime/thread_pool.h), the caller included. 1 suits
+  // batch-level parallelism (several runs at once); more lowers the latency of a single run.
+  int intra_op_threads = 1;
 };
 
 class Executor {
@@ -54,6 +57,7 @@ class Executor {
   std::vector<std::vector<int>> release_after_; // slots whose last reader is node i
   std::vector<int> input_slots_;
   std::vector<int> output_slots_;
+  int intra_op_threads_ = 1;
 
   // Nodes evaluated at preparation: their outputs, by slot (empty tensors elsewhere).
   std::vector<char> folded_;       // per node

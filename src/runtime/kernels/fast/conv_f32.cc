@@ -23,6 +23,7 @@
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/kernels/fast/sgemm.h"
 #include "runtime/kernels/reference/common.h"
+#include "runtime/thread_pool.h"
 
 namespace qplay::fast {
 namespace {
@@ -90,14 +91,19 @@ struct ConvPlan {
 constexpr int64_t kPadSlack = 64;
 
 // X [C, H, W] -> the padded copy [C, hp, wp] (zeros around), so every tap is a plain load.
-void pad_image(const float* x, const ConvPlan& p, const Conv2dGeometry& g, float* xp) {
+__attribute__((target("avx2,fma"))) void pad_image(const float* x, const ConvPlan& p, const Conv2dGeometry& g,
+                                                   float* xp) {
   for (int64_t ci = 0; ci < p.c; ++ci) {
     float* plane = xp + ci * p.hp * p.wp;
     std::fill(plane, plane + g.pad_top * p.wp, 0.0f);
     for (int64_t y = 0; y < p.h; ++y) {
       float* row = plane + (g.pad_top + y) * p.wp;
       std::fill(row, row + g.pad_left, 0.0f);
-      std::copy(x + (ci * p.h + y) * p.w, x + (ci * p.h + y + 1) * p.w, row + g.pad_left);
+      const float* src = x + (ci * p.h + y) * p.w;
+      float* dst = row + g.pad_left;
+      int64_t i = 0;
+      for (; i + 8 <= p.w; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+      for (; i < p.w; ++i) dst[i] = src[i];
       std::fill(row + g.pad_left + p.w, row + p.wp, 0.0f);
     }
     std::fill(plane + (g.pad_top + p.h) * p.wp, plane + p.hp * p.wp, 0.0f);
@@ -178,92 +184,107 @@ inline float fake_quant_scalar(float x, const Epilogue& e) {
   return (v - e.dq_zero_point) * e.dq_scale;
 }
 
-// tile[r][0..16) = sum_{q < kc} a[q*kMR + r] * b[q*kNR + 0..16): an FMA chain from zero, q in order.
-// micro_4x16 computes rows 0..3 only (the last panel of M = 16, 32, ... has 4 rows).
-__attribute__((target("avx2,fma"), noinline)) void micro_4x16(int64_t kc, const float* a, const float* b, float* tile) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  for (int64_t q = 0; q < kc; ++q) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    __m256 av = _mm256_broadcast_ss(a);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    a += kMR;
-    b += kNR;
+// tile = c (the first k-block) or tile + c (a later one).
+__attribute__((target("avx2,fma"), always_inline)) inline void fold_block(float* tile, __m256 c, bool first) {
+  _mm256_store_ps(tile, first ? c : _mm256_add_ps(_mm256_load_ps(tile), c));
+}
+
+// tile[r][0..16) = sum over k-blocks in order of (sum_{q in block} a[q*kMR + r] * b[q*kNR + 0..16)), each block an
+// FMA chain from zero, q in order. micro_4x16 computes rows 0..3 only (the last panel of M = 16, 32, ... has 4 rows).
+__attribute__((target("avx2,fma"), noinline)) void micro_4x16(int64_t k, int64_t kb, const float* a, const float* b,
+                                                              float* tile) {
+  for (int64_t k0 = 0; k0 < k; k0 += kb) {
+    const int64_t k1 = std::min(k, k0 + kb);
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int64_t q = k0; q < k1; ++q) {
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      __m256 av = _mm256_broadcast_ss(a);
+      c00 = _mm256_fmadd_ps(av, b0, c00);
+      c01 = _mm256_fmadd_ps(av, b1, c01);
+      av = _mm256_broadcast_ss(a + 1);
+      c10 = _mm256_fmadd_ps(av, b0, c10);
+      c11 = _mm256_fmadd_ps(av, b1, c11);
+      av = _mm256_broadcast_ss(a + 2);
+      c20 = _mm256_fmadd_ps(av, b0, c20);
+      c21 = _mm256_fmadd_ps(av, b1, c21);
+      av = _mm256_broadcast_ss(a + 3);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+      a += kMR;
+      b += kNR;
+    }
+    // Block sums in order: tile = block 0, then tile + block 1, ...
+    const bool first = k0 == 0;
+    fold_block(tile + 8 * 0, c00, first);
+    fold_block(tile + 8 * 1, c01, first);
+    fold_block(tile + 8 * 2, c10, first);
+    fold_block(tile + 8 * 3, c11, first);
+    fold_block(tile + 8 * 4, c20, first);
+    fold_block(tile + 8 * 5, c21, first);
+    fold_block(tile + 8 * 6, c30, first);
+    fold_block(tile + 8 * 7, c31, first);
   }
-  _mm256_store_ps(tile + 0, c00);
-  _mm256_store_ps(tile + 8, c01);
-  _mm256_store_ps(tile + 16, c10);
-  _mm256_store_ps(tile + 24, c11);
-  _mm256_store_ps(tile + 32, c20);
-  _mm256_store_ps(tile + 40, c21);
-  _mm256_store_ps(tile + 48, c30);
-  _mm256_store_ps(tile + 56, c31);
 }
 
 // The full panel, written out and never inlined: inlined into its caller, GCC keeps the caller's
 // constants in registers and spills one of the 12 accumulators (a store-forwarding chain per k).
-__attribute__((target("avx2,fma"), noinline)) void micro_6x16(int64_t kc, const float* a, const float* b, float* tile) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (int64_t q = 0; q < kc; ++q) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    __m256 av = _mm256_broadcast_ss(a);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
-    a += kMR;
-    b += kNR;
+__attribute__((target("avx2,fma"), noinline)) void micro_6x16(int64_t k, int64_t kb, const float* a, const float* b,
+                                                              float* tile) {
+  for (int64_t k0 = 0; k0 < k; k0 += kb) {
+    const int64_t k1 = std::min(k, k0 + kb);
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t q = k0; q < k1; ++q) {
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      __m256 av = _mm256_broadcast_ss(a);
+      c00 = _mm256_fmadd_ps(av, b0, c00);
+      c01 = _mm256_fmadd_ps(av, b1, c01);
+      av = _mm256_broadcast_ss(a + 1);
+      c10 = _mm256_fmadd_ps(av, b0, c10);
+      c11 = _mm256_fmadd_ps(av, b1, c11);
+      av = _mm256_broadcast_ss(a + 2);
+      c20 = _mm256_fmadd_ps(av, b0, c20);
+      c21 = _mm256_fmadd_ps(av, b1, c21);
+      av = _mm256_broadcast_ss(a + 3);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+      av = _mm256_broadcast_ss(a + 4);
+      c40 = _mm256_fmadd_ps(av, b0, c40);
+      c41 = _mm256_fmadd_ps(av, b1, c41);
+      av = _mm256_broadcast_ss(a + 5);
+      c50 = _mm256_fmadd_ps(av, b0, c50);
+      c51 = _mm256_fmadd_ps(av, b1, c51);
+      a += kMR;
+      b += kNR;
+    }
+    // Block sums in order: tile = block 0, then tile + block 1, ...
+    const bool first = k0 == 0;
+    fold_block(tile + 8 * 0, c00, first);
+    fold_block(tile + 8 * 1, c01, first);
+    fold_block(tile + 8 * 2, c10, first);
+    fold_block(tile + 8 * 3, c11, first);
+    fold_block(tile + 8 * 4, c20, first);
+    fold_block(tile + 8 * 5, c21, first);
+    fold_block(tile + 8 * 6, c30, first);
+    fold_block(tile + 8 * 7, c31, first);
+    fold_block(tile + 8 * 8, c40, first);
+    fold_block(tile + 8 * 9, c41, first);
+    fold_block(tile + 8 * 10, c50, first);
+    fold_block(tile + 8 * 11, c51, first);
   }
-  _mm256_store_ps(tile + 0, c00);
-  _mm256_store_ps(tile + 8, c01);
-  _mm256_store_ps(tile + 16, c10);
-  _mm256_store_ps(tile + 24, c11);
-  _mm256_store_ps(tile + 32, c20);
-  _mm256_store_ps(tile + 40, c21);
-  _mm256_store_ps(tile + 48, c30);
-  _mm256_store_ps(tile + 56, c31);
-  _mm256_store_ps(tile + 64, c40);
-  _mm256_store_ps(tile + 72, c41);
-  _mm256_store_ps(tile + 80, c50);
-  _mm256_store_ps(tile + 88, c51);
 }
 
-// A panel of `rows` valid rows (the packed panel is zero past them).
-void micro_rows(int64_t rows, int64_t kc, const float* a, const float* b, float* tile) {
+// A panel of `rows` valid rows (the packed panel is zero past them), all k-blocks of length kb.
+void micro_rows(int64_t rows, int64_t k, int64_t kb, const float* a, const float* b, float* tile) {
   if (rows <= 4)
-    micro_4x16(kc, a, b, tile);
+    micro_4x16(k, kb, a, b, tile);
   else
-    micro_6x16(kc, a, b, tile);
+    micro_6x16(k, kb, a, b, tile);
 }
 
-// Folds one k-block's tile into rows [m0, m0 + rows) and columns [j0, j0 + cols) of Y: first block stores, later ones
-// add (C + block), the last applies the epilogue.
+// Writes the finished sums of rows [m0, m0 + rows) and columns [j0, j0 + cols) of Y, applying the epilogue.
 __attribute__((target("avx2,fma"))) void store_tile(const float* tile, int64_t rows, int64_t cols, float* y,
-                                                    int64_t ldy, int64_t m0, int64_t j0, bool first, bool last,
-                                                    const Epilogue& e) {
+                                                    int64_t ldy, int64_t m0, int64_t j0, const Epilogue& e) {
   const __m256 zero = _mm256_setzero_ps();
   for (int64_t r = 0; r < rows; ++r) {
     float* out = y + (m0 + r) * ldy + j0;
@@ -272,50 +293,56 @@ __attribute__((target("avx2,fma"))) void store_tile(const float* tile, int64_t r
     if (cols == kNR) {
       for (int h = 0; h < 2; ++h) {
         __m256 v = _mm256_load_ps(t + 8 * h);
-        if (!first) v = _mm256_add_ps(_mm256_loadu_ps(out + 8 * h), v);
-        if (last) {
-          if (e.bias) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[m0 + r]));
-          if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + 8 * h));
-          if (e.relu) v = _mm256_max_ps(zero, v);
-          if (e.fake_quant) v = fake_quant_avx2(v, e);
-        }
+        if (e.bias) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[m0 + r]));
+        if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + 8 * h));
+        if (e.relu) v = _mm256_max_ps(zero, v);
+        if (e.fake_quant) v = fake_quant_avx2(v, e);
         _mm256_storeu_ps(out + 8 * h, v);
       }
     } else {
       for (int64_t l = 0; l < cols; ++l) {
         float v = t[l];
-        if (!first) v = out[l] + v;
-        if (last) {
-          if (e.bias) v = v + e.bias[m0 + r];
-          if (res) v = v + res[l];
-          if (e.relu) v = v < 0.0f ? 0.0f : v;  // = _mm256_max_ps(0, v), NaN passed through
-          if (e.fake_quant) v = fake_quant_scalar(v, e);
-        }
+        if (e.bias) v = v + e.bias[m0 + r];
+        if (res) v = v + res[l];
+        if (e.relu) v = v < 0.0f ? 0.0f : v;  // = _mm256_max_ps(0, v), NaN passed through
+        if (e.fake_quant) v = fake_quant_scalar(v, e);
         out[l] = v;
       }
     }
   }
 }
 
-// One image: X [C, H, W] -> Y [M, OH, OW].
-__attribute__((target("avx2,fma"))) void conv_image_avx2(const float* x, const PackedWeights& a, const ConvPlan& p,
-                                                         const Conv2dGeometry& g, float* y, const Epilogue& e,
-                                                         float* xp, float* panel) {
+// Strips [s0, s1) of one padded image xp -> Y [M, OH, OW]. `panel` holds one strip's patches.
+__attribute__((target("avx2,fma"))) void conv_strips_avx2(const float* xp, const PackedWeights& a, const ConvPlan& p,
+                                                          const Conv2dGeometry& g, float* y, const Epilogue& e,
+                                                          int64_t s0, int64_t s1, float* panel) {
   alignas(32) float tile[kMR * kNR];
-  pad_image(x, p, g, xp);
   const int64_t panels = (p.m + kMR - 1) / kMR;
-  for (int64_t j0 = 0; j0 < p.spatial; j0 += kNR) {
+  for (int64_t j0 = s0 * kNR; j0 < std::min(p.spatial, s1 * kNR); j0 += kNR) {
     const int64_t cols = std::min(kNR, p.spatial - j0);
     pack_strip(xp, p, g, j0, cols, panel);
-    for (int64_t k0 = 0; k0 < p.k; k0 += p.k_block) {
-      const int64_t k1 = std::min(p.k, k0 + p.k_block);
-      for (int64_t pi = 0; pi < panels; ++pi) {
-        const int64_t rows = std::min(kMR, p.m - pi * kMR);
-        micro_rows(rows, k1 - k0, a.data.data() + (pi * p.k + k0) * kMR, panel + k0 * kNR, tile);
-        store_tile(tile, rows, cols, y, p.spatial, pi * kMR, j0, k0 == 0, k1 == p.k, e);
-      }
+    for (int64_t pi = 0; pi < panels; ++pi) {
+      const int64_t rows = std::min(kMR, p.m - pi * kMR);
+      micro_rows(rows, p.k, p.k_block, a.data.data() + pi * p.k * kMR, panel, tile);
+      store_tile(tile, rows, cols, y, p.spatial, pi * kMR, j0, e);
     }
   }
+}
+
+// Per-thread scratch: one strip's patches and one padded image.
+struct Scratch {
+  std::vector<float> panel, padded;
+};
+
+Scratch& scratch_for(const ConvPlan& p) {
+  thread_local Scratch s;
+  s.panel.resize(static_cast<size_t>(p.k * kNR + 8));  // +8: overhang of the last row's 8-lane stores
+  const size_t padded = static_cast<size_t>(p.c * p.hp * p.wp + kPadSlack);
+  if (s.padded.size() != padded) {
+    s.padded.resize(padded);
+    std::fill(s.padded.end() - kPadSlack, s.padded.end(), 0.0f);
+  }
+  return s;
 }
 
 // Bias, residual and Relu as separate passes after sgemm (the portable path).
@@ -409,15 +436,35 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
   for (int64_t ci = 0, kk = 0; ci < p.c; ++ci)
     for (int64_t ky = 0; ky < p.kh; ++ky)
       for (int64_t kx = 0; kx < p.kw; ++kx, ++kk) p.k_off[kk] = (ci * p.hp + ky * geo.dil_h) * p.wp + kx * geo.dil_w;
-  thread_local std::vector<float> panel, padded;
-  panel.resize(static_cast<size_t>(p.k * kNR + 8));  // +8: overhang of the last row's 8-lane stores
-  padded.resize(static_cast<size_t>(p.c * p.hp * p.wp + kPadSlack));
-  std::fill(padded.end() - kPadSlack, padded.end(), 0.0f);
-  for (int64_t i = 0; i < n; ++i) {
-    e.residual = r ? r->data<float>() + i * image_out : nullptr;
-    conv_image_avx2(x->data<float>() + i * image_in, *a, p, geo, out.data<float>() + i * image_out, e, padded.data(),
-                    panel.data());
+  const int64_t strips = (p.spatial + kNR - 1) / kNR;
+  const float* xb = x->data<float>();
+  float* yb = out.data<float>();
+  auto image = [&](int64_t i, int64_t s0, int64_t s1, Scratch& sc) {
+    Epilogue ei = e;
+    ei.residual = r ? r->data<float>() + i * image_out : nullptr;
+    conv_strips_avx2(sc.padded.data(), *a, p, geo, yb + i * image_out, ei, s0, s1, sc.panel.data());
+  };
+  // Intra-op threads (a run that asked for them): one image's strips split in contiguous chunks,
+  // or whole images. Each output element is computed by the same code whichever thread runs it.
+  const int threads = intra_op_threads();
+  if (threads > 1 && n == 1 && strips > 1) {
+    Scratch& mine = scratch_for(p);
+    pad_image(xb, p, geo, mine.padded.data());
+    const float* shared = mine.padded.data();
+    const int64_t chunks = std::min<int64_t>(threads, strips);
+    parallel_for(chunks, threads, [&](int64_t c) {
+      Scratch& sc = scratch_for(p);
+      Epilogue ei = e;
+      ei.residual = r ? r->data<float>() : nullptr;
+      conv_strips_avx2(shared, *a, p, geo, yb, ei, strips * c / chunks, strips * (c + 1) / chunks, sc.panel.data());
+    });
+    return true;
   }
+  parallel_for(n, threads, [&](int64_t i) {
+    Scratch& sc = scratch_for(p);
+    pad_image(xb + i * image_in, p, geo, sc.padded.data());
+    image(i, 0, strips, sc);
+  });
   return true;
 }
 
