@@ -132,6 +132,22 @@ TEST(Executor, ConcurrentRunsShareOneExecutor) {
   for (int i = 0; i < 8; ++i) expect_same_bits(got[i], want[i % 4]);
 }
 
+// Intra-op threads split each conv's work; every output element is computed by the same code, so
+// the bits do not depend on the thread count (batch 1 splits strips, larger batches split images).
+TEST(Executor, IntraOpThreadsGiveTheSameBits) {
+  std::mt19937 rng(37);
+  const auto g = residual_graph(rng);
+  ExecutorOptions two;
+  two.intra_op_threads = 2;
+  const Executor serial(g), split(g, two);
+  for (int64_t batch : {1, 3}) {
+    std::map<std::string, Tensor> feeds;
+    feeds["x"] = make_f32({batch, 8, 12, 12}, random_floats(batch * 8 * 144, rng, -2, 2));
+    const Tensor want = serial.run(feeds).at("out");
+    for (int rep = 0; rep < 20; ++rep) expect_same_bits(want, split.run(feeds).at("out"));
+  }
+}
+
 // A node that fails on constant inputs is not folded: the error comes from run(), naming the node.
 TEST(Executor, ConstantNodeErrorsSurfaceAtRunTime) {
   Graph g;

@@ -451,7 +451,7 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
     Scratch& mine = scratch_for(p);
     pad_image(xb, p, geo, mine.padded.data());
     const float* shared = mine.padded.data();
-    const int64_t chunks = std::min<int64_t>(threads, strips);
+    const int64_t chunks = std::min<int64_t>(4 * threads, strips);  // small chunks: a busy helper takes fewer
     parallel_for(chunks, threads, [&](int64_t c) {
       Scratch& sc = scratch_for(p);
       Epilogue ei = e;
