@@ -3,16 +3,13 @@
 //
 // Arithmetic (the contract shared with sgemm.h and ONNX Runtime's MLAS): every Y element is an FMA chain over k
 // restarted at zero for each k-block of mlas_k_block(J, K), the blocks are added in order, then the bias, then (fused)
-// the residual and the Relu. Only the schedule differs from `im2col + sgemm`:
-//   - A is packed once per executor (prepare) when W is a constant, in panels
-//   of kMR rows;
-//   - B is never materialised whole: each strip of kNR output positions is
-//   gathered straight
-//     from the image into a [K][kNR] panel that stays in L1/L2 while every row
-//     panel uses it;
-//   - a kMR x kNR register tile accumulates one k-block, and the last block
-//   applies the bias,
-//     the optional residual Add and the optional Relu before its single store.
+// the residual Add, the Relu and the QuantizeLinear/DequantizeLinear pair. Only the schedule differs from
+// `im2col + sgemm`:
+//   - A is packed once per executor (prepare) when W is a constant, in panels of kMR rows;
+//   - B is never materialised whole: the image is copied once into a zero-padded buffer, and each strip of kNR output
+//     positions is gathered from it into a [K][kNR] panel that stays in L1/L2 while every row panel uses it;
+//   - a kMR x kNR register tile runs all k-blocks (folding each into the tile in order) and stores once, through the
+//     epilogue.
 // CPUs without AVX2/FMA run the plain im2col + sgemm_portable path (same arithmetic).
 #include <immintrin.h>
 
