@@ -96,6 +96,7 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
   for (const auto& in : g.inputs) input_slots_.push_back(slot(in.name));
   for (const auto& [name, t] : g.initializers) slot(name);
 
+  const bool custom_providers = !options.providers.empty();
   if (options.fast_kernels)
     for (auto& p : fast::all_providers()) options.providers.push_back(std::move(p));
   if (options.fast_kernels)  // integer ops (domain "qplay") of lowered graphs;
@@ -112,21 +113,21 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
     for (const auto& out : node.outputs) node_outputs_[i].push_back(out.empty() ? -1 : slot(out));
   }
   for (const auto& out : g.outputs) output_slots_.push_back(slot(out.name));
-  constants_.resize(slot_count_);
 
   // Bind kernels in order. A node reading only constants is run once here; providers of later nodes see its outputs as
-  // initializers of `view` (e.g. a Conv packs dequantized weights).
+  // initializers of `view` (e.g. a Conv packs dequantized weights). Runs read every constant from `view` (kept as
+  // prepared_), so a kernel may recognise a constant it prepared for by its address.
+  auto view = std::make_shared<Graph>(g);
   std::vector<char> is_constant(slot_count_, 0);
   std::vector<const Tensor*> constant(slot_count_, nullptr);
-  for (const auto& [name, t] : g.initializers) constant[slot_of_.at(name)] = &t;
+  for (const auto& [name, t] : view->initializers) constant[slot_of_.at(name)] = &t;
   for (int s : input_slots_) constant[s] = nullptr;  // a fed input overrides an initializer of the same name
   for (int s = 0; s < slot_count_; ++s) is_constant[s] = constant[s] != nullptr;
-  Graph view = g;
   for (size_t i = 0; i < n; ++i) {
     const Node& node = g.nodes[i];
     PreparedKernel k;
     for (const auto& provider : options.providers)
-      if ((k = provider(node, view))) break;
+      if ((k = provider(node, *view))) break;
     kernels_.push_back(k ? std::move(k) : bind_reference_kernel(node));
 
     bool foldable = !node_inputs_[i].empty();
@@ -144,9 +145,9 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
     for (size_t o = 0; o < outputs.size(); ++o) {
       const int s = node_outputs_[i][o];
       if (s < 0) continue;
-      view.initializers[node.outputs[o]] = outputs[o];
-      constants_[s] = std::move(outputs[o]);
-      constant[s] = &constants_[s];
+      Tensor& stored = view->initializers[node.outputs[o]];
+      stored = std::move(outputs[o]);
+      constant[s] = &stored;
       is_constant[s] = 1;
     }
   }
@@ -164,8 +165,11 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
   for (int s = 0; s < slot_count_; ++s)
     if (last_reader[s] >= 0 && !keep.count(s) && !is_constant[s]) release_after_[last_reader[s]].push_back(s);
 
+  prepared_ = view;
+  // Recycled buffers go only to the kernels this file binds (a caller's provider might not write every element).
   recycles_output_.assign(n, 0);
-  for (size_t i = 0; i < n; ++i) recycles_output_[i] = overwrites_outputs(g.nodes[i]) && !folded_[i];
+  for (size_t i = 0; i < n; ++i)
+    recycles_output_[i] = !custom_providers && overwrites_outputs(g.nodes[i]) && !folded_[i];
   size_hints_ = std::make_shared<SizeHints>(static_cast<size_t>(slot_count_));
 
   // Fusion: float Conv -> [Add(conv, other)] -> [Relu], each link the only reader of a value that is not a graph
@@ -240,7 +244,7 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
       }
     }
     if (absorbed.empty() || out < 0) continue;
-    PreparedKernel k = fast::prepare_conv_f32_fused(conv, view, f);
+    PreparedKernel k = fast::prepare_conv_f32_fused(conv, *view, f);
     if (!k) continue;
     fused_kernels_[i] = std::move(k);
     fused_output_[i] = out;
@@ -256,11 +260,7 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
   const Graph& g = *graph_;
   std::vector<Tensor> owned(slot_count_);
   std::vector<const Tensor*> value(slot_count_, nullptr);
-  for (const auto& [name, t] : g.initializers) value[slot_of_.at(name)] = &t;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (folded_[i])
-      for (int s : node_outputs_[i])
-        if (s >= 0) value[s] = &constants_[s];
+  for (const auto& [name, t] : prepared_->initializers) value[slot_of_.at(name)] = &t;
   for (size_t i = 0; i < g.inputs.size(); ++i) {
     const ValueInfo& info = g.inputs[i];
     auto it = feeds.find(info.name);

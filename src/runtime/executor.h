@@ -59,9 +59,10 @@ class Executor {
   std::vector<int> output_slots_;
   int intra_op_threads_ = 1;
 
-  // Nodes evaluated at preparation: their outputs, by slot (empty tensors elsewhere).
-  std::vector<char> folded_;       // per node
-  std::vector<Tensor> constants_;  // per slot
+  // Nodes evaluated at preparation (per node), and the graph's constants as runs read them: the
+  // initializers plus the outputs of those nodes.
+  std::vector<char> folded_;
+  std::shared_ptr<const Graph> prepared_;
   // Fusion (runs without a hook): node i runs fused_kernels_[i] on fused_inputs_[i] into slot fused_output_[i]; the
   // nodes it absorbed are skipped (their releases still happen).
   std::vector<PreparedKernel> fused_kernels_;
