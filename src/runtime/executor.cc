@@ -1,9 +1,13 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <set>
 
 #include "runtime/kernels/fast/integer_providers.h"
 #include "runtime/kernels/fast/providers.h"
+#include "runtime/thread_pool.h"
 
 namespace qplay {
 
@@ -15,7 +19,74 @@ PreparedKernel bind_reference_kernel(const Node& node) {
   return [fn, node](const Inputs& inputs, std::vector<Tensor>& outputs) { fn(node, inputs, outputs); };
 }
 
-Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options) : graph_(std::move(graph)) {
+struct Executor::SizeHints {
+  explicit SizeHints(size_t n) : bytes(n) {}
+  std::vector<std::atomic<size_t>> bytes;  // per slot; 0 = unknown
+};
+
+namespace {
+
+// Ops whose kernels (reference and fast) write every element of their outputs after reset(), so they may be handed a
+// recycled buffer with stale contents.
+bool overwrites_outputs(const Node& node) {
+  static const std::set<std::string> ops = {"Conv",
+                                            "Relu",
+                                            "Add",
+                                            "Sub",
+                                            "Mul",
+                                            "Div",
+                                            "QuantizeLinear",
+                                            "DequantizeLinear",
+                                            "MaxPool",
+                                            "AveragePool",
+                                            "GlobalAveragePool",
+                                            "Transpose"};
+  return node.domain.empty() && ops.count(node.op_type) != 0;
+}
+
+// Buffers freed by runs on this thread, handed to later nodes asking for the same size (a model run repeatedly on
+// same-shaped batches reuses its whole working set without allocating or zero-filling). Bounded; buffers smaller than
+// kMinBytes are left to malloc.
+class BufferPool {
+ public:
+  static constexpr size_t kMinBytes = 16 * 1024, kMaxBuffers = 48;
+
+  void give(std::vector<uint8_t>&& b) {
+    if (b.capacity() < kMinBytes) return;
+    if (free_.size() >= kMaxBuffers) free_.erase(free_.begin());  // the oldest goes
+    free_.push_back(std::move(b));
+  }
+  // A buffer of exactly `bytes` (size and capacity), else one that holds it, else empty.
+  std::vector<uint8_t> take(size_t bytes) {
+    if (bytes < kMinBytes || free_.empty()) return {};
+    size_t best = free_.size();
+    for (size_t i = free_.size(); i-- > 0;) {
+      const size_t cap = free_[i].capacity();
+      if (free_[i].size() == bytes) {
+        best = i;
+        break;
+      }
+      if (cap >= bytes && (best == free_.size() || cap < free_[best].capacity())) best = i;
+    }
+    if (best == free_.size()) return {};
+    std::vector<uint8_t> b = std::move(free_[best]);
+    free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(best));
+    return b;
+  }
+
+ private:
+  std::vector<std::vector<uint8_t>> free_;
+};
+
+BufferPool& buffer_pool() {
+  thread_local BufferPool pool;
+  return pool;
+}
+
+}  // namespace
+
+Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
+    : graph_(std::move(graph)), intra_op_threads_(std::max(1, options.intra_op_threads)) {
   const Graph& g = *graph_;
   auto slot = [&](const std::string& name) {
     auto [it, inserted] = slot_of_.try_emplace(name, slot_count_);
@@ -25,41 +96,171 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options) 
   for (const auto& in : g.inputs) input_slots_.push_back(slot(in.name));
   for (const auto& [name, t] : g.initializers) slot(name);
 
+  const bool custom_providers = !options.providers.empty();
   if (options.fast_kernels)
     for (auto& p : fast::all_providers()) options.providers.push_back(std::move(p));
-  if (options.fast_kernels)  // integer ops (domain "qplay") of lowered graphs; nullptr for every other node
+  if (options.fast_kernels)  // integer ops (domain "qplay") of lowered graphs;
+                             // nullptr for every other node
     for (auto& p : fast::integer_providers()) options.providers.push_back(std::move(p));
   const size_t n = g.nodes.size();
   kernels_.reserve(n);
   node_inputs_.resize(n);
   node_outputs_.resize(n);
+  folded_.assign(n, 0);
   for (size_t i = 0; i < n; ++i) {
     const Node& node = g.nodes[i];
     for (const auto& in : node.inputs) node_inputs_[i].push_back(in.empty() ? -1 : slot(in));
     for (const auto& out : node.outputs) node_outputs_[i].push_back(out.empty() ? -1 : slot(out));
-    PreparedKernel k;
-    for (const auto& provider : options.providers)
-      if ((k = provider(node, g))) break;
-    kernels_.push_back(k ? std::move(k) : bind_reference_kernel(node));
   }
   for (const auto& out : g.outputs) output_slots_.push_back(slot(out.name));
 
+  // Bind kernels in order. A node reading only constants is run once here; providers of later nodes see its outputs as
+  // initializers of `view` (e.g. a Conv packs dequantized weights). Runs read every constant from `view` (kept as
+  // prepared_), so a kernel may recognise a constant it prepared for by its address.
+  auto view = std::make_shared<Graph>(g);
+  std::vector<char> is_constant(slot_count_, 0);
+  std::vector<const Tensor*> constant(slot_count_, nullptr);
+  for (const auto& [name, t] : view->initializers) constant[slot_of_.at(name)] = &t;
+  for (int s : input_slots_) constant[s] = nullptr;  // a fed input overrides an initializer of the same name
+  for (int s = 0; s < slot_count_; ++s) is_constant[s] = constant[s] != nullptr;
+  for (size_t i = 0; i < n; ++i) {
+    const Node& node = g.nodes[i];
+    PreparedKernel k;
+    for (const auto& provider : options.providers)
+      if ((k = provider(node, *view))) break;
+    kernels_.push_back(k ? std::move(k) : bind_reference_kernel(node));
+
+    bool foldable = !node_inputs_[i].empty();
+    for (int s : node_inputs_[i]) foldable = foldable && (s < 0 || is_constant[s]);
+    if (!foldable) continue;
+    Inputs inputs;
+    for (int s : node_inputs_[i]) inputs.push_back(s < 0 ? nullptr : constant[s]);
+    std::vector<Tensor> outputs(node_outputs_[i].size());
+    try {
+      kernels_[i](inputs, outputs);
+    } catch (const std::exception&) {
+      continue;  // left to run() (and to fail there, naming the node)
+    }
+    folded_[i] = 1;
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      const int s = node_outputs_[i][o];
+      if (s < 0) continue;
+      Tensor& stored = view->initializers[node.outputs[o]];
+      stored = std::move(outputs[o]);
+      constant[s] = &stored;
+      is_constant[s] = 1;
+    }
+  }
+
   // Free each intermediate after its last reader, unless it is a graph output.
   std::set<int> keep(output_slots_.begin(), output_slots_.end());
-  std::vector<int> last_reader(slot_count_, -1);
-  for (size_t i = 0; i < n; ++i)
+  std::vector<int> last_reader(slot_count_, -1), readers(slot_count_, 0), producer(slot_count_, -1);
+  for (size_t i = 0; i < n; ++i) {
     for (int s : node_inputs_[i])
-      if (s >= 0) last_reader[s] = static_cast<int>(i);
+      if (s >= 0) last_reader[s] = static_cast<int>(i), ++readers[s];
+    for (int s : node_outputs_[i])
+      if (s >= 0) producer[s] = static_cast<int>(i);
+  }
   release_after_.resize(n);
   for (int s = 0; s < slot_count_; ++s)
-    if (last_reader[s] >= 0 && !keep.count(s)) release_after_[last_reader[s]].push_back(s);
+    if (last_reader[s] >= 0 && !keep.count(s) && !is_constant[s]) release_after_[last_reader[s]].push_back(s);
+
+  prepared_ = view;
+  // Recycled buffers go only to the kernels this file binds (a caller's provider might not write every element).
+  recycles_output_.assign(n, 0);
+  for (size_t i = 0; i < n; ++i)
+    recycles_output_[i] = !custom_providers && overwrites_outputs(g.nodes[i]) && !folded_[i];
+  size_hints_ = std::make_shared<SizeHints>(static_cast<size_t>(slot_count_));
+
+  // Fusion: float Conv -> [Add(conv, other)] -> [Relu], each link the only reader of a value that is not a graph
+  // output; `other` must be available when the conv runs.
+  fused_kernels_.resize(n);
+  fused_inputs_.resize(n);
+  fused_output_.assign(n, -1);
+  absorbed_.assign(n, 0);
+  if (!options.fast_kernels) return;
+  auto sole_reader = [&](int s) -> int {
+    if (s < 0 || readers[s] != 1 || keep.count(s)) return -1;
+    const int r = last_reader[s];
+    return absorbed_[r] || folded_[r] ? -1 : r;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const Node& conv = g.nodes[i];
+    if (conv.op_type != "Conv" || !conv.domain.empty() || folded_[i] || absorbed_[i] || node_outputs_[i].size() != 1 ||
+        conv.inputs.size() > 3)
+      continue;
+    fast::ConvFusion f;
+    int out = node_outputs_[i][0], addend = -1;
+    std::vector<int> absorbed;
+    int r = sole_reader(out);
+    if (r >= 0 && g.nodes[r].op_type == "Add" && g.nodes[r].domain.empty() && node_inputs_[r].size() == 2 &&
+        node_outputs_[r].size() == 1) {
+      const int a = node_inputs_[r][0], b = node_inputs_[r][1];
+      addend = a == out ? b : a;
+      const bool ready = addend >= 0 && addend != out && (producer[addend] < static_cast<int>(i));
+      if (ready) {
+        f.add = true;
+        absorbed.push_back(r);
+        out = node_outputs_[r][0];
+        r = sole_reader(out);
+      }
+    }
+    if (r >= 0 && g.nodes[r].op_type == "Relu" && g.nodes[r].domain.empty() && node_outputs_[r].size() == 1) {
+      f.relu = true;
+      absorbed.push_back(r);
+      out = node_outputs_[r][0];
+      r = sole_reader(out);
+    }
+    // QuantizeLinear -> DequantizeLinear with constant per-tensor parameters (a QDQ model's activation).
+    if (r >= 0 && g.nodes[r].op_type == "QuantizeLinear" && g.nodes[r].domain.empty() &&
+        !g.nodes[r].has_attr("output_dtype") && node_inputs_[r].size() == 3 && node_outputs_[r].size() == 1) {
+      const Tensor* qs = node_inputs_[r][1] >= 0 ? constant[node_inputs_[r][1]] : nullptr;
+      const Tensor* qz = node_inputs_[r][2] >= 0 ? constant[node_inputs_[r][2]] : nullptr;
+      const int d = sole_reader(node_outputs_[r][0]);
+      const bool dq_ok = d >= 0 && g.nodes[d].op_type == "DequantizeLinear" && g.nodes[d].domain.empty() &&
+                         node_inputs_[d].size() >= 2 && node_inputs_[d][0] == node_outputs_[r][0] &&
+                         node_outputs_[d].size() == 1;
+      const Tensor* ds = dq_ok && node_inputs_[d][1] >= 0 ? constant[node_inputs_[d][1]] : nullptr;
+      const Tensor* dz =
+          dq_ok && node_inputs_[d].size() > 2 && node_inputs_[d][2] >= 0 ? constant[node_inputs_[d][2]] : nullptr;
+      const bool dz_ok = dq_ok && (node_inputs_[d].size() < 3 || node_inputs_[d][2] < 0 || dz != nullptr);
+      auto positive_scalar = [](const Tensor* t) {
+        return t && t->dtype == DType::f32 && t->numel() == 1 && std::isfinite(t->data<float>()[0]) &&
+               t->data<float>()[0] > 0.0f;
+      };
+      const bool q_ok = positive_scalar(qs) && qz && qz->numel() == 1 &&
+                        (qz->dtype == DType::u8 || qz->dtype == DType::i8) && positive_scalar(ds) && dz_ok &&
+                        (!dz || (dz->numel() == 1 && dz->dtype == qz->dtype));
+      if (q_ok) {
+        f.fake_quant = true;
+        f.q_dtype = qz->dtype;
+        f.q_scale = qs->data<float>()[0];
+        f.q_zero_point = static_cast<int32_t>(qz->at_as_double(0));
+        f.dq_scale = ds->data<float>()[0];
+        f.dq_zero_point = dz ? static_cast<int32_t>(dz->at_as_double(0)) : 0;
+        absorbed.push_back(r);
+        absorbed.push_back(d);
+        out = node_outputs_[d][0];
+      }
+    }
+    if (absorbed.empty() || out < 0) continue;
+    PreparedKernel k = fast::prepare_conv_f32_fused(conv, *view, f);
+    if (!k) continue;
+    fused_kernels_[i] = std::move(k);
+    fused_output_[i] = out;
+    std::vector<int> ins = node_inputs_[i];
+    ins.resize(3, -1);
+    if (f.add) ins.push_back(addend);
+    fused_inputs_[i] = ins;
+    for (int a : absorbed) absorbed_[a] = 1;
+  }
 }
 
 std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& feeds, const ValueHook& hook) const {
   const Graph& g = *graph_;
   std::vector<Tensor> owned(slot_count_);
   std::vector<const Tensor*> value(slot_count_, nullptr);
-  for (const auto& [name, t] : g.initializers) value[slot_of_.at(name)] = &t;
+  for (const auto& [name, t] : prepared_->initializers) value[slot_of_.at(name)] = &t;
   for (size_t i = 0; i < g.inputs.size(); ++i) {
     const ValueInfo& info = g.inputs[i];
     auto it = feeds.find(info.name);
@@ -77,24 +278,59 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
     value[input_slots_[i]] = &t;
   }
 
+  const IntraOpScope intra_op(intra_op_threads_);
+  BufferPool& pool = buffer_pool();
+  auto release = [&](int s) {
+    if (value[s] == &owned[s]) pool.give(std::move(owned[s].bytes));
+    owned[s] = Tensor();
+    value[s] = nullptr;
+  };
+  auto take_buffer = [&](int s) {
+    Tensor t;
+    if (s >= 0) t.bytes = pool.take(size_hints_->bytes[s].load(std::memory_order_relaxed));
+    return t;
+  };
+
+  const bool fuse = !hook;
   Inputs inputs;
   std::vector<Tensor> outputs;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (folded_[i]) {
+      if (hook)
+        for (size_t k = 0; k < node_outputs_[i].size(); ++k)
+          if (node_outputs_[i][k] >= 0) hook(static_cast<int>(i), g.nodes[i].outputs[k], *value[node_outputs_[i][k]]);
+      continue;
+    }
+    if (fuse && absorbed_[i]) {
+      for (int s : release_after_[i]) release(s);
+      continue;
+    }
+    const bool fused = fuse && fused_kernels_[i];
+    const std::vector<int>& in_slots = fused ? fused_inputs_[i] : node_inputs_[i];
     inputs.clear();
-    for (int s : node_inputs_[i]) inputs.push_back(s >= 0 ? value[s] : nullptr);
-    outputs.resize(node_outputs_[i].size());
-    kernels_[i](inputs, outputs);
-    for (size_t k = 0; k < outputs.size(); ++k) {
-      const int s = node_outputs_[i][k];
-      if (s < 0) continue;
-      owned[s] = std::move(outputs[k]);
+    for (int s : in_slots) inputs.push_back(s >= 0 ? value[s] : nullptr);
+    if (fused) {
+      outputs.resize(1);
+      outputs[0] = take_buffer(fused_output_[i]);
+      fused_kernels_[i](inputs, outputs);
+      const int s = fused_output_[i];
+      size_hints_->bytes[s].store(outputs[0].bytes.size(), std::memory_order_relaxed);
+      owned[s] = std::move(outputs[0]);
       value[s] = &owned[s];
-      if (hook) hook(static_cast<int>(i), g.nodes[i].outputs[k], owned[s]);
+    } else {
+      outputs.clear();
+      for (int s : node_outputs_[i]) outputs.push_back(recycles_output_[i] ? take_buffer(s) : Tensor());
+      kernels_[i](inputs, outputs);
+      for (size_t k = 0; k < outputs.size(); ++k) {
+        const int s = node_outputs_[i][k];
+        if (s < 0) continue;
+        size_hints_->bytes[s].store(outputs[k].bytes.size(), std::memory_order_relaxed);
+        owned[s] = std::move(outputs[k]);
+        value[s] = &owned[s];
+        if (hook) hook(static_cast<int>(i), g.nodes[i].outputs[k], owned[s]);
+      }
     }
-    for (int s : release_after_[i]) {
-      owned[s] = Tensor();
-      value[s] = nullptr;
-    }
+    for (int s : release_after_[i]) release(s);
     outputs.clear();
   }
 
@@ -104,6 +340,8 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
     if (value[s] == nullptr) throw Error("graph output '" + g.outputs[k].name + "' was not computed");
     result[g.outputs[k].name] = value[s] == &owned[s] ? std::move(owned[s]) : *value[s];
   }
+  for (int s = 0; s < slot_count_; ++s)
+    if (value[s] == &owned[s] && !owned[s].bytes.empty()) pool.give(std::move(owned[s].bytes));
   return result;
 }
 

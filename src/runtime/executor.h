@@ -1,6 +1,13 @@
 // Runs a Graph: binds one prepared kernel per node once, then executes nodes in
 // topological order for any number of feeds. run() is const and keeps all per-run state
 // local, so one Executor serves several threads at once.
+//
+// Preparation (the constructor) also evaluates nodes whose inputs are all constants once (e.g.
+// DequantizeLinear of quantized weights), so fast kernels can pack their outputs like
+// initializers, and fuses float Conv -> [Add] -> [Relu] -> [QuantizeLinear -> DequantizeLinear]
+// chains into one kernel, used by runs without a ValueHook (fused and unfused kernels perform the
+// same float operations, so results are bit-identical either way). Runs recycle intermediate
+// buffers through a per-thread pool; values handed to a hook are never recycled while it runs.
 #pragma once
 
 #include <functional>
@@ -25,6 +32,9 @@ using KernelProvider = std::function<PreparedKernel(const Node& node, const Grap
 struct ExecutorOptions {
   bool fast_kernels = true;               // false: reference kernels only (the specification)
   std::vector<KernelProvider> providers;  // tried first, in order; then fast kernels, then reference
+  // Threads one run may split a kernel over (runtime/thread_pool.h), the caller included. 1 suits
+  // batch-level parallelism (several runs at once); more lowers the latency of a single run.
+  int intra_op_threads = 1;
 };
 
 class Executor {
@@ -47,6 +57,21 @@ class Executor {
   std::vector<std::vector<int>> release_after_; // slots whose last reader is node i
   std::vector<int> input_slots_;
   std::vector<int> output_slots_;
+  int intra_op_threads_ = 1;
+
+  // Nodes evaluated at preparation (per node), and the graph's constants as runs read them: the
+  // initializers plus the outputs of those nodes.
+  std::vector<char> folded_;
+  std::shared_ptr<const Graph> prepared_;
+  // Fusion (runs without a hook): node i runs fused_kernels_[i] on fused_inputs_[i] into slot fused_output_[i]; the
+  // nodes it absorbed are skipped (their releases still happen).
+  std::vector<PreparedKernel> fused_kernels_;
+  std::vector<std::vector<int>> fused_inputs_;
+  std::vector<int> fused_output_;
+  std::vector<char> absorbed_;         // per node
+  std::vector<char> recycles_output_;  // per node: its kernels overwrite every output element
+  struct SizeHints;                    // last byte size seen per slot, shared by copies
+  std::shared_ptr<SizeHints> size_hints_;
 };
 
 // Binds the reference kernel of `node` (what providers fall back to).

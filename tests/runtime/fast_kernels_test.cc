@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "runtime/kernels/fast/providers.h"
@@ -99,6 +100,241 @@ TEST(FastConv, MatchesReferenceOnRandomShapes) {
     for (int64_t i = 0; i < want[0].numel(); ++i)
       ASSERT_NEAR(got[0].data<float>()[i], want[0].data<float>()[i], 1e-5 * (std::fabs(want[0].data<float>()[i]) + 255 * cc.c * cc.kh * cc.kw))
           << "element " << i;
+  }
+}
+
+// Conv with the fused epilogues against the unfused chain (fast conv, then the reference Add and Relu): the same float
+// operations in the same order, so bit for bit; shapes cover tile edges (M not a multiple of 6, spatial not a multiple
+// of 16, output rows shorter than a strip).
+TEST(FastConv, FusedEpiloguesMatchTheUnfusedChainBitForBit) {
+  std::mt19937 rng(13);
+  const std::vector<ConvCase> cases = {
+      {2, 16, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true},  // ResNet-8 stage 1
+      {2, 16, 32, 32, 32, 3, 3, 2, 1, {1, 1, 1, 1}, true},  // stride 2 (gathered
+                                                            // taps)
+      {3, 32, 8, 8, 64, 3, 3, 1, 1, {1, 1, 1, 1}, true},    // 8-wide rows: two
+                                                            // rows per strip
+      {1, 7, 5, 11, 13, 3, 2, 1, 1, {0, 1, 2, 0}, false},   // odd everything,
+                                                            // asymmetric pads
+      {2, 5, 9, 7, 7, 1, 1, 1, 1, {0, 0, 0, 0}, true},      // 1x1, 63 positions
+      {1, 3, 6, 6, 5, 2, 2, 3, 2, {1, 1, 1, 1}, true},      // stride 3, dilation 2
+  };
+  for (const auto& cc : cases)
+    for (int variant = 0; variant < 5; ++variant) {  // relu; add; add + relu; relu + fake quant; fake quant
+      const bool add = variant == 1 || variant == 2, relu = variant != 1 && variant != 4, fq = variant >= 3;
+      SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w << " s"
+                                        << cc.stride << " add " << add << " relu " << relu << " fq " << fq);
+      Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
+      conv.attrs["pads"].kind = Attribute::Kind::Ints;
+      conv.attrs["pads"].ints = cc.pads;
+      conv.attrs["strides"].kind = Attribute::Kind::Ints;
+      conv.attrs["strides"].ints = {cc.stride, cc.stride};
+      conv.attrs["dilations"].kind = Attribute::Kind::Ints;
+      conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -2, 2));
+      Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
+      Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
+      Graph g;
+      std::vector<Tensor> y(1), want(1);
+      fast::prepare_conv_f32(conv, g)({&x, &w, cc.bias ? &b : nullptr}, y);
+      Tensor addend = make_f32(y[0].shape, random_floats(y[0].numel(), rng, -1, 1));
+      want[0] = y[0];
+      if (add) {
+        std::vector<Tensor> sum(1);
+        find_op("Add")->reference(Node{"a", "Add", "", {"y", "r"}, {"s"}, {}}, {&want[0], &addend}, sum);
+        want[0] = sum[0];
+      }
+      if (relu) {
+        std::vector<Tensor> r(1);
+        find_op("Relu")->reference(Node{"r", "Relu", "", {"s"}, {"z"}, {}}, {&want[0]}, r);
+        want[0] = r[0];
+      }
+      fast::ConvFusion fusion;
+      fusion.add = add;
+      fusion.relu = relu;
+      if (fq) {
+        // u8 codes for relu outputs, i8 codes for signed ones; a scale that clips some values.
+        fusion.fake_quant = true;
+        fusion.q_dtype = relu ? DType::u8 : DType::i8;
+        fusion.q_scale = fusion.dq_scale = 0.013f;
+        fusion.q_zero_point = fusion.dq_zero_point = relu ? 3 : -5;
+        Tensor s = make_scalar_f32(fusion.q_scale), z(fusion.q_dtype, {});
+        if (relu) z.data<uint8_t>()[0] = 3;
+        else z.data<int8_t>()[0] = -5;
+        std::vector<Tensor> codes(1), deq(1);
+        find_op("QuantizeLinear")->reference(Node{"q", "QuantizeLinear", "", {"z", "s", "zp"}, {"q"}, {}},
+                                             {&want[0], &s, &z}, codes);
+        find_op("DequantizeLinear")->reference(Node{"d", "DequantizeLinear", "", {"q", "s", "zp"}, {"d"}, {}},
+                                               {&codes[0], &s, &z}, deq);
+        want[0] = deq[0];
+      }
+      auto fused = fast::prepare_conv_f32_fused(conv, g, fusion);
+      ASSERT_TRUE(fused);
+      std::vector<Tensor> got(1);
+      got[0] = make_f32({2}, {std::nanf(""), 1});
+      Inputs in = {&x, &w, cc.bias ? &b : nullptr};
+      if (add) in.push_back(&addend);
+      fused(in, got);
+      ASSERT_EQ(got[0].shape, want[0].shape);
+      ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
+      // A mismatched addend shape falls back to the node-by-node chain
+      // (reference broadcasting).
+      if (add && cc.m > 1) {
+        Tensor row = make_f32({1, cc.m, 1, 1}, random_floats(cc.m, rng));
+        in.back() = &row;
+        fused(in, got);
+        EXPECT_EQ(got[0].shape, want[0].shape);
+      }
+    }
+}
+
+// The MLAS-order contract: the fast conv equals im2col + sgemm_portable + bias bit for bit (what keeps QDQ models on
+// ONNX Runtime's activation codes), across tile edges.
+TEST(FastConv, EqualsIm2colThenPortableSgemmBitForBit) {
+  std::mt19937 rng(37);
+  const std::vector<ConvCase> cases = {
+      {2, 3, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true},    // K = 27, one k-block
+      {1, 16, 32, 32, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true},   // K = 144, two
+                                                             // k-blocks
+      {1, 16, 32, 32, 32, 3, 3, 2, 1, {1, 1, 1, 1}, true},   // stride 2, K = 144
+      {1, 32, 16, 16, 64, 3, 3, 2, 1, {1, 1, 1, 1}, true},   // K = 288 over 64
+                                                             // positions
+      {2, 64, 8, 8, 64, 3, 3, 1, 1, {1, 1, 1, 1}, true},     // K = 576: k-block 256
+      {1, 16, 32, 32, 32, 1, 1, 2, 1, {0, 0, 0, 0}, false},  // 1x1 projection
+      {1, 11, 9, 13, 23, 3, 3, 1, 2, {2, 1, 2, 3}, true},    // dilation, ragged
+                                                             // everything
+  };
+  for (const auto& cc : cases) {
+    SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w);
+    Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
+    conv.attrs["pads"].kind = Attribute::Kind::Ints;
+    conv.attrs["pads"].ints = cc.pads;
+    conv.attrs["strides"].kind = Attribute::Kind::Ints;
+    conv.attrs["strides"].ints = {cc.stride, cc.stride};
+    conv.attrs["dilations"].kind = Attribute::Kind::Ints;
+    conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+    Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -3, 3));
+    Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
+    Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
+    Graph g;
+    std::vector<Tensor> got(1);
+    fast::prepare_conv_f32(conv, g)({&x, &w, cc.bias ? &b : nullptr}, got);
+    const int64_t eh = (cc.kh - 1) * cc.dilation + 1, ew = (cc.kw - 1) * cc.dilation + 1;
+    const int64_t oh = (cc.h + cc.pads[0] + cc.pads[2] - eh) / cc.stride + 1;
+    const int64_t ow = (cc.w + cc.pads[1] + cc.pads[3] - ew) / cc.stride + 1;
+    const int64_t k = cc.c * cc.kh * cc.kw, sp = oh * ow;
+    ASSERT_EQ(got[0].shape, (Shape{cc.n, cc.m, oh, ow}));
+    std::vector<float> col(k * sp), want(cc.m * sp);
+    for (int64_t i = 0; i < cc.n; ++i) {
+      for (int64_t ci = 0; ci < cc.c; ++ci)
+        for (int64_t ky = 0; ky < cc.kh; ++ky)
+          for (int64_t kx = 0; kx < cc.kw; ++kx)
+            for (int64_t oy = 0; oy < oh; ++oy)
+              for (int64_t ox = 0; ox < ow; ++ox) {
+                const int64_t iy = oy * cc.stride - cc.pads[0] + ky * cc.dilation;
+                const int64_t ix = ox * cc.stride - cc.pads[1] + kx * cc.dilation;
+                col[((ci * cc.kh + ky) * cc.kw + kx) * sp + oy * ow + ox] =
+                    iy >= 0 && iy < cc.h && ix >= 0 && ix < cc.w
+                        ? x.data<float>()[((i * cc.c + ci) * cc.h + iy) * cc.w + ix]
+                        : 0.0f;
+              }
+      fast::sgemm_portable(cc.m, sp, k, w.data<float>(), k, col.data(), sp, want.data(), sp);
+      if (cc.bias)
+        for (int64_t mi = 0; mi < cc.m; ++mi)
+          for (int64_t s = 0; s < sp; ++s) want[mi * sp + s] += b.data<float>()[mi];
+      ASSERT_EQ(0, std::memcmp(want.data(), got[0].data<float>() + i * cc.m * sp, want.size() * 4)) << "image " << i;
+    }
+  }
+}
+
+// Weights packed at preparation (an initializer) and weights arriving at run time give the same bits.
+TEST(FastConv, PackedConstantWeightsMatchRunTimeWeights) {
+  std::mt19937 rng(17);
+  Node conv{"conv", "Conv", "", {"x", "w", "b"}, {"y"}, {}};
+  conv.attrs["pads"].kind = Attribute::Kind::Ints;
+  conv.attrs["pads"].ints = {1, 1, 1, 1};
+  Tensor x = make_f32({2, 9, 10, 10}, random_floats(2 * 9 * 100, rng));
+  Tensor w = make_f32({20, 9, 3, 3}, random_floats(20 * 81, rng));
+  Tensor b = make_f32({20}, random_floats(20, rng));
+  Graph with_w;
+  with_w.initializers["w"] = w;
+  Graph without;
+  std::vector<Tensor> a(1), c(1);
+  fast::prepare_conv_f32(conv, with_w)({&x, with_w.initializer("w"), &b}, a);
+  fast::prepare_conv_f32(conv, without)({&x, &w, &b}, c);
+  ASSERT_EQ(0, std::memcmp(a[0].bytes.data(), c[0].bytes.data(), a[0].bytes.size()));
+  // Another tensor in the weight input (not the packed one) is honoured.
+  Tensor w2 = make_f32({20, 9, 3, 3}, random_floats(20 * 81, rng));
+  fast::prepare_conv_f32(conv, with_w)({&x, &w2, &b}, a);
+  fast::prepare_conv_f32(conv, without)({&x, &w2, &b}, c);
+  ASSERT_EQ(0, std::memcmp(a[0].bytes.data(), c[0].bytes.data(), a[0].bytes.size()));
+}
+
+// Pooling and Transpose: same arithmetic as the reference, so bit for bit.
+void expect_provider_equals_reference(const PreparedKernel& kernel, const Node& node, const Inputs& in) {
+  ASSERT_TRUE(kernel) << node.op_type;
+  std::vector<Tensor> want(1), got(1);
+  find_op(node.op_type)->reference(node, in, want);
+  got[0] = make_f32({3}, {std::nanf(""), 1, 2});
+  kernel(in, got);
+  ASSERT_EQ(got[0].dtype, want[0].dtype);
+  ASSERT_EQ(got[0].shape, want[0].shape);
+  ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size())) << node.op_type;
+}
+
+TEST(FastPool, MatchesReferenceBitForBit) {
+  std::mt19937 rng(19);
+  Graph g;
+  for (int64_t k : {1, 2, 3})
+    for (int64_t s : {1, 2, 3})
+      for (int64_t pad : {0, 1})
+        for (int64_t ceil_mode : {0, 1})
+          for (int64_t cip : {0, 1}) {
+            if (pad >= k) continue;
+            SCOPED_TRACE(::testing::Message()
+                         << "k" << k << " s" << s << " pad " << pad << " ceil " << ceil_mode << " cip " << cip);
+            Tensor x = make_f32({2, 3, 7, 8}, random_floats(2 * 3 * 56, rng, -5, 5));
+            for (const char* op : {"AveragePool", "MaxPool"}) {
+              Node node{"p", op, "", {"x"}, {"y"}, {}};
+              node.attrs["kernel_shape"].kind = Attribute::Kind::Ints;
+              node.attrs["kernel_shape"].ints = {k, k + 1 > 3 ? k : k + 1};
+              node.attrs["strides"].kind = Attribute::Kind::Ints;
+              node.attrs["strides"].ints = {s, s};
+              node.attrs["pads"].kind = Attribute::Kind::Ints;
+              node.attrs["pads"].ints = {pad, 0, pad, pad};
+              node.attrs["ceil_mode"].i = ceil_mode;
+              if (std::string(op) == "AveragePool") node.attrs["count_include_pad"].i = cip;
+              expect_provider_equals_reference(fast::prepare_pool_f32(node, g), node, {&x});
+            }
+          }
+  Tensor x = make_f32({3, 5, 8, 8}, random_floats(3 * 5 * 64, rng));
+  Node gap{"g", "GlobalAveragePool", "", {"x"}, {"y"}, {}};
+  expect_provider_equals_reference(fast::prepare_pool_f32(gap, g), gap, {&x});
+  Tensor codes(DType::u8, {2, 3, 5, 6});
+  for (auto& v : codes.bytes) v = static_cast<uint8_t>(rng());
+  Node mp{"m", "MaxPool", "", {"x"}, {"y"}, {}};
+  mp.attrs["kernel_shape"].kind = Attribute::Kind::Ints;
+  mp.attrs["kernel_shape"].ints = {2, 2};
+  mp.attrs["strides"].kind = Attribute::Kind::Ints;
+  mp.attrs["strides"].ints = {2, 2};
+  expect_provider_equals_reference(fast::prepare_pool_f32(mp, g), mp, {&codes});
+}
+
+TEST(FastTranspose, MatchesReferenceBitForBit) {
+  std::mt19937 rng(23);
+  Graph g;
+  const std::vector<std::vector<int64_t>> perms = {{0, 3, 1, 2}, {0, 2, 3, 1}, {1, 0}, {2, 0, 1}, {3, 2, 1, 0}};
+  for (const auto& perm : perms) {
+    Shape shape;
+    for (size_t k = 0; k < perm.size(); ++k) shape.push_back(static_cast<int64_t>(2 + k * 2 + perm.size()));
+    Tensor x = make_f32(shape, random_floats(static_cast<size_t>(shape_numel(shape)), rng));
+    Node node{"t", "Transpose", "", {"x"}, {"y"}, {}};
+    node.attrs["perm"].kind = Attribute::Kind::Ints;
+    node.attrs["perm"].ints = perm;
+    expect_provider_equals_reference(fast::prepare_transpose(node, g), node, {&x});
+    Tensor codes(DType::i8, shape);
+    for (auto& v : codes.bytes) v = static_cast<uint8_t>(rng());
+    expect_provider_equals_reference(fast::prepare_transpose(node, g), node, {&codes});
   }
 }
 

@@ -1,17 +1,60 @@
-// Float convolution as im2col + GEMM: for each image, the input patches become a
-// [C*KH*KW, OH*OW] matrix B, the weights are A = [M, C*KH*KW], and Y = A*B + bias.
+// Float convolution as a GEMM: Y[m, j] = sum_k A[m, k] * B[k, j] + bias[m], with A the weights [M, K = C*KH*KW] and B
+// the input patches [K, J = OH*OW] of one image (im2col).
+//
+// Arithmetic (the contract shared with sgemm.h and ONNX Runtime's MLAS): every Y element is an FMA chain over k
+// restarted at zero for each k-block of mlas_k_block(J, K), the blocks are added in order, then the bias, then (fused)
+// the residual Add, the Relu and the QuantizeLinear/DequantizeLinear pair. Only the schedule differs from
+// `im2col + sgemm`:
+//   - A is packed once per executor (prepare) when W is a constant, in panels of kMR rows;
+//   - B is never materialised whole: the image is copied once into a zero-padded buffer, and each strip of kNR output
+//     positions is gathered from it into a [K][kNR] panel that stays in L1/L2 while every row panel uses it;
+//   - a kMR x kNR register tile runs all k-blocks (folding each into the tile in order) and stores once, through the
+//     epilogue.
+// CPUs without AVX2/FMA run the plain im2col + sgemm_portable path (same arithmetic).
+#include <immintrin.h>
+
 #include <algorithm>
+#include <cmath>
+#include <memory>
 
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/kernels/fast/sgemm.h"
 #include "runtime/kernels/reference/common.h"
+#include "runtime/thread_pool.h"
 
 namespace qplay::fast {
 namespace {
 
+constexpr int64_t kMR = 6;   // output channels per register tile
+constexpr int64_t kNR = 16;  // output positions per register tile (two 8-float vectors)
+
 struct Conv2dGeometry {
   int64_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, pad_bottom, pad_right;
 };
+
+bool has_avx2_fma() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+// A [M, K] in panels of kMR rows: panel p, column k holds A[p*kMR + r, k] for r < kMR at packed[(p*K + k)*kMR + r]
+// (zero rows past M), so the micro-kernel reads one line per k.
+struct PackedWeights {
+  int64_t m = 0, k = 0;
+  std::vector<float> data;
+};
+
+void pack_weights(const float* a, int64_t m, int64_t k, PackedWeights& p) {
+  const int64_t panels = (m + kMR - 1) / kMR;
+  p.m = m;
+  p.k = k;
+  p.data.assign(static_cast<size_t>(panels * k * kMR), 0.0f);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t q = 0; q < k; ++q) p.data[static_cast<size_t>(((i / kMR) * k + q) * kMR + i % kMR)] = a[i * k + q];
+}
+
+// ---- portable path (no AVX2): im2col + sgemm_portable
+// ---------------------------------------
 
 // im2col: row (c, ky, kx), column (oy, ox); taps in the padding read as 0.
 void im2col(const float* x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
@@ -21,30 +64,414 @@ void im2col(const float* x, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t
       for (int64_t kx = 0; kx < kw; ++kx) {
         float* row = col + ((ci * kh + ky) * kw + kx) * oh * ow;
         const float* plane = x + ci * h * w;
-        for (int64_t oy = 0; oy < oh; ++oy) {
-          const int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dil_h;
-          float* out = row + oy * ow;
-          if (iy < 0 || iy >= h) {
-            std::fill(out, out + ow, 0.0f);
-            continue;
+        for (int64_t oy = 0; oy < oh; ++oy)
+          for (int64_t ox = 0; ox < ow; ++ox) {
+            const int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dil_h;
+            const int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dil_w;
+            row[oy * ow + ox] = iy >= 0 && iy < h && ix >= 0 && ix < w ? plane[iy * w + ix] : 0.0f;
           }
-          // Columns whose tap lands inside the row: ix = ox*stride - pad + kx*dil in [0, w).
-          const int64_t shift = kx * g.dil_w - g.pad_left;
-          const int64_t ox0 = std::clamp<int64_t>((-shift + g.stride_w - 1) / g.stride_w, 0, ow);
-          const int64_t ox1 = std::clamp<int64_t>((w - shift + g.stride_w - 1) / g.stride_w, ox0, ow);
-          const float* first = plane + iy * w + ox0 * g.stride_w + shift;  // tap of column ox0
-          std::fill(out, out + ox0, 0.0f);
-          if (g.stride_w == 1) std::copy(first, first + (ox1 - ox0), out + ox0);
-          else
-            for (int64_t ox = ox0; ox < ox1; ++ox) out[ox] = first[(ox - ox0) * g.stride_w];
-          std::fill(out + ox1, out + ow, 0.0f);
-        }
       }
+}
+
+// ---- AVX2 path
+// ---------------------------------------------------------------------------------
+
+// One image's shape, its zero-padded copy's shape, and the per-k offsets of the patch taps in it.
+struct ConvPlan {
+  int64_t c, h, w, m, kh, kw, oh, ow, k, spatial, k_block;
+  int64_t hp, wp;              // padded plane: (pad_top + h + pad_bottom) x (pad_left + w +
+                               // pad_right)
+  std::vector<int64_t> k_off;  // row k = (ci, ky, kx): ci*hp*wp + ky*dil_h*wp + kx*dil_w
+};
+
+// Slack after the padded image: pack_strip's vector loads may read past the last tap they need.
+constexpr int64_t kPadSlack = 64;
+
+// X [C, H, W] -> the padded copy [C, hp, wp] (zeros around), so every tap is a plain load.
+__attribute__((target("avx2,fma"))) void pad_image(const float* x, const ConvPlan& p, const Conv2dGeometry& g,
+                                                   float* xp) {
+  for (int64_t ci = 0; ci < p.c; ++ci) {
+    float* plane = xp + ci * p.hp * p.wp;
+    std::fill(plane, plane + g.pad_top * p.wp, 0.0f);
+    for (int64_t y = 0; y < p.h; ++y) {
+      float* row = plane + (g.pad_top + y) * p.wp;
+      std::fill(row, row + g.pad_left, 0.0f);
+      const float* src = x + (ci * p.h + y) * p.w;
+      float* dst = row + g.pad_left;
+      int64_t i = 0;
+      for (; i + 8 <= p.w; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+      for (; i < p.w; ++i) dst[i] = src[i];
+      std::fill(row + g.pad_left + p.w, row + p.wp, 0.0f);
+    }
+    std::fill(plane + (g.pad_top + p.h) * p.wp, plane + p.hp * p.wp, 0.0f);
+  }
+}
+
+// A run of output positions of one strip that share an output row.
+struct Segment {
+  int64_t lane, len,
+      src;  // first lane, lane count, offset of lane 0's (ky=0, kx=0) tap
+};
+
+// Gathers the strip of output positions [j0, j0 + cols) of one padded image into panel[k][kNR] (lanes past `cols` are
+// zero). Lane l of row k is the tap (ci, ky, kx) of position j0 + l.
+__attribute__((target("avx2,fma"))) void pack_strip(const float* xp, const ConvPlan& p, const Conv2dGeometry& g,
+                                                    int64_t j0, int64_t cols, float* panel) {
+  Segment segs[kNR];
+  int64_t nseg = 0;
+  for (int64_t lane = 0; lane < cols;) {
+    const int64_t j = j0 + lane, oy = j / p.ow, ox = j % p.ow;
+    const int64_t len = std::min(cols - lane, p.ow - ox);
+    segs[nseg++] = {lane, len, oy * g.stride_h * p.wp + ox * g.stride_w};
+    lane += len;
+  }
+  const int64_t sw = g.stride_w;
+  for (int64_t kk = 0; kk < p.k; ++kk) {
+    const float* base = xp + p.k_off[kk];
+    float* dst = panel + kk * kNR;
+    // 8-lane stores may run up to 7 lanes past a segment: the next segment (or the next row, packed after this one, or
+    // the panel's slack) overwrites them.
+    for (int64_t s = 0; s < nseg; ++s) {
+      const float* src = base + segs[s].src;
+      float* d = dst + segs[s].lane;
+      const int64_t len = segs[s].len;
+      if (sw == 1) {
+        for (int64_t c0 = 0; c0 < len; c0 += 8) _mm256_storeu_ps(d + c0, _mm256_loadu_ps(src + c0));
+      } else if (sw == 2) {
+        for (int64_t c0 = 0; c0 < len; c0 += 8) {
+          const __m256 lo = _mm256_loadu_ps(src + 2 * c0), hi = _mm256_loadu_ps(src + 2 * c0 + 8);
+          const __m256 even = _mm256_shuffle_ps(lo, hi, 0x88);  // lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6
+          _mm256_storeu_ps(d + c0, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8)));
+        }
+      } else {
+        for (int64_t l = 0; l < len; ++l) d[l] = src[l * sw];
+      }
+    }
+  }
+  if (cols < kNR)
+    for (int64_t kk = 0; kk < p.k; ++kk) std::fill(panel + kk * kNR + cols, panel + (kk + 1) * kNR, 0.0f);
+}
+
+// What the last k-block adds after the sum: y = ((sum + bias) + residual), then max(0, y), then
+// the QuantizeLinear -> DequantizeLinear pair (ConvFusion::fake_quant).
+struct Epilogue {
+  const float* bias = nullptr;      // [M] or null
+  const float* residual = nullptr;  // same layout as the output, or null
+  bool relu = false;
+  bool fake_quant = false;
+  float q_scale = 1, q_zero_point = 0, q_min = 0, q_max = 0, dq_scale = 1, dq_zero_point = 0;
+};
+
+// QuantizeLinear then DequantizeLinear, as their fast kernels (elementwise_f32.cc) compute them:
+// q = clamp(nearbyint(x / s) + zp) in float (NaN -> zp), then float(q - zp') * s'. q and zp' are
+// small integers, so q - zp' in float is exact, as the kernel's int32 subtraction is.
+__attribute__((target("avx2,fma"))) inline __m256 fake_quant_avx2(__m256 x, const Epilogue& e) {
+  const __m256 zp = _mm256_set1_ps(e.q_zero_point);
+  const __m256 q = _mm256_div_ps(x, _mm256_set1_ps(e.q_scale));
+  const __m256 nan = _mm256_cmp_ps(q, q, _CMP_UNORD_Q);
+  __m256 v = _mm256_add_ps(_mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(e.q_min)), _mm256_set1_ps(e.q_max));
+  v = _mm256_blendv_ps(v, zp, nan);
+  return _mm256_mul_ps(_mm256_sub_ps(v, _mm256_set1_ps(e.dq_zero_point)), _mm256_set1_ps(e.dq_scale));
+}
+
+inline float fake_quant_scalar(float x, const Epilogue& e) {
+  const float q = x / e.q_scale;
+  float v = std::isnan(q) ? e.q_zero_point : std::min(std::max(std::nearbyint(q) + e.q_zero_point, e.q_min), e.q_max);
+  return (v - e.dq_zero_point) * e.dq_scale;
+}
+
+// tile = c (the first k-block) or tile + c (a later one).
+__attribute__((target("avx2,fma"), always_inline)) inline void fold_block(float* tile, __m256 c, bool first) {
+  _mm256_store_ps(tile, first ? c : _mm256_add_ps(_mm256_load_ps(tile), c));
+}
+
+// tile[r][0..16) = sum over k-blocks in order of (sum_{q in block} a[q*kMR + r] * b[q*kNR + 0..16)), each block an
+// FMA chain from zero, q in order. micro_4x16 computes rows 0..3 only (the last panel of M = 16, 32, ... has 4 rows).
+__attribute__((target("avx2,fma"), noinline)) void micro_4x16(int64_t k, int64_t kb, const float* a, const float* b,
+                                                              float* tile) {
+  for (int64_t k0 = 0; k0 < k; k0 += kb) {
+    const int64_t k1 = std::min(k, k0 + kb);
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int64_t q = k0; q < k1; ++q) {
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      __m256 av = _mm256_broadcast_ss(a);
+      c00 = _mm256_fmadd_ps(av, b0, c00);
+      c01 = _mm256_fmadd_ps(av, b1, c01);
+      av = _mm256_broadcast_ss(a + 1);
+      c10 = _mm256_fmadd_ps(av, b0, c10);
+      c11 = _mm256_fmadd_ps(av, b1, c11);
+      av = _mm256_broadcast_ss(a + 2);
+      c20 = _mm256_fmadd_ps(av, b0, c20);
+      c21 = _mm256_fmadd_ps(av, b1, c21);
+      av = _mm256_broadcast_ss(a + 3);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+      a += kMR;
+      b += kNR;
+    }
+    // Block sums in order: tile = block 0, then tile + block 1, ...
+    const bool first = k0 == 0;
+    fold_block(tile + 8 * 0, c00, first);
+    fold_block(tile + 8 * 1, c01, first);
+    fold_block(tile + 8 * 2, c10, first);
+    fold_block(tile + 8 * 3, c11, first);
+    fold_block(tile + 8 * 4, c20, first);
+    fold_block(tile + 8 * 5, c21, first);
+    fold_block(tile + 8 * 6, c30, first);
+    fold_block(tile + 8 * 7, c31, first);
+  }
+}
+
+// The full panel, written out and never inlined: inlined into its caller, GCC keeps the caller's
+// constants in registers and spills one of the 12 accumulators (a store-forwarding chain per k).
+__attribute__((target("avx2,fma"), noinline)) void micro_6x16(int64_t k, int64_t kb, const float* a, const float* b,
+                                                              float* tile) {
+  for (int64_t k0 = 0; k0 < k; k0 += kb) {
+    const int64_t k1 = std::min(k, k0 + kb);
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t q = k0; q < k1; ++q) {
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      __m256 av = _mm256_broadcast_ss(a);
+      c00 = _mm256_fmadd_ps(av, b0, c00);
+      c01 = _mm256_fmadd_ps(av, b1, c01);
+      av = _mm256_broadcast_ss(a + 1);
+      c10 = _mm256_fmadd_ps(av, b0, c10);
+      c11 = _mm256_fmadd_ps(av, b1, c11);
+      av = _mm256_broadcast_ss(a + 2);
+      c20 = _mm256_fmadd_ps(av, b0, c20);
+      c21 = _mm256_fmadd_ps(av, b1, c21);
+      av = _mm256_broadcast_ss(a + 3);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+      av = _mm256_broadcast_ss(a + 4);
+      c40 = _mm256_fmadd_ps(av, b0, c40);
+      c41 = _mm256_fmadd_ps(av, b1, c41);
+      av = _mm256_broadcast_ss(a + 5);
+      c50 = _mm256_fmadd_ps(av, b0, c50);
+      c51 = _mm256_fmadd_ps(av, b1, c51);
+      a += kMR;
+      b += kNR;
+    }
+    // Block sums in order: tile = block 0, then tile + block 1, ...
+    const bool first = k0 == 0;
+    fold_block(tile + 8 * 0, c00, first);
+    fold_block(tile + 8 * 1, c01, first);
+    fold_block(tile + 8 * 2, c10, first);
+    fold_block(tile + 8 * 3, c11, first);
+    fold_block(tile + 8 * 4, c20, first);
+    fold_block(tile + 8 * 5, c21, first);
+    fold_block(tile + 8 * 6, c30, first);
+    fold_block(tile + 8 * 7, c31, first);
+    fold_block(tile + 8 * 8, c40, first);
+    fold_block(tile + 8 * 9, c41, first);
+    fold_block(tile + 8 * 10, c50, first);
+    fold_block(tile + 8 * 11, c51, first);
+  }
+}
+
+// A panel of `rows` valid rows (the packed panel is zero past them), all k-blocks of length kb.
+void micro_rows(int64_t rows, int64_t k, int64_t kb, const float* a, const float* b, float* tile) {
+  if (rows <= 4)
+    micro_4x16(k, kb, a, b, tile);
+  else
+    micro_6x16(k, kb, a, b, tile);
+}
+
+// Writes the finished sums of rows [m0, m0 + rows) and columns [j0, j0 + cols) of Y, applying the epilogue.
+__attribute__((target("avx2,fma"))) void store_tile(const float* tile, int64_t rows, int64_t cols, float* y,
+                                                    int64_t ldy, int64_t m0, int64_t j0, const Epilogue& e) {
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r) {
+    float* out = y + (m0 + r) * ldy + j0;
+    const float* res = e.residual ? e.residual + (m0 + r) * ldy + j0 : nullptr;
+    const float* t = tile + r * kNR;
+    if (cols == kNR) {
+      for (int h = 0; h < 2; ++h) {
+        __m256 v = _mm256_load_ps(t + 8 * h);
+        if (e.bias) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[m0 + r]));
+        if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + 8 * h));
+        if (e.relu) v = _mm256_max_ps(zero, v);
+        if (e.fake_quant) v = fake_quant_avx2(v, e);
+        _mm256_storeu_ps(out + 8 * h, v);
+      }
+    } else {
+      for (int64_t l = 0; l < cols; ++l) {
+        float v = t[l];
+        if (e.bias) v = v + e.bias[m0 + r];
+        if (res) v = v + res[l];
+        if (e.relu) v = v < 0.0f ? 0.0f : v;  // = _mm256_max_ps(0, v), NaN passed through
+        if (e.fake_quant) v = fake_quant_scalar(v, e);
+        out[l] = v;
+      }
+    }
+  }
+}
+
+// Strips [s0, s1) of one padded image xp -> Y [M, OH, OW]. `panel` holds one strip's patches.
+__attribute__((target("avx2,fma"))) void conv_strips_avx2(const float* xp, const PackedWeights& a, const ConvPlan& p,
+                                                          const Conv2dGeometry& g, float* y, const Epilogue& e,
+                                                          int64_t s0, int64_t s1, float* panel) {
+  alignas(32) float tile[kMR * kNR];
+  const int64_t panels = (p.m + kMR - 1) / kMR;
+  for (int64_t j0 = s0 * kNR; j0 < std::min(p.spatial, s1 * kNR); j0 += kNR) {
+    const int64_t cols = std::min(kNR, p.spatial - j0);
+    pack_strip(xp, p, g, j0, cols, panel);
+    for (int64_t pi = 0; pi < panels; ++pi) {
+      const int64_t rows = std::min(kMR, p.m - pi * kMR);
+      micro_rows(rows, p.k, p.k_block, a.data.data() + pi * p.k * kMR, panel, tile);
+      store_tile(tile, rows, cols, y, p.spatial, pi * kMR, j0, e);
+    }
+  }
+}
+
+// Per-thread scratch: one strip's patches and one padded image.
+struct Scratch {
+  std::vector<float> panel, padded;
+};
+
+Scratch& scratch_for(const ConvPlan& p) {
+  thread_local Scratch s;
+  s.panel.resize(static_cast<size_t>(p.k * kNR + 8));  // +8: overhang of the last row's 8-lane stores
+  const size_t padded = static_cast<size_t>(p.c * p.hp * p.wp + kPadSlack);
+  if (s.padded.size() != padded) {
+    s.padded.resize(padded);
+    std::fill(s.padded.end() - kPadSlack, s.padded.end(), 0.0f);
+  }
+  return s;
+}
+
+// Bias, residual and Relu as separate passes after sgemm (the portable path).
+void apply_epilogue(float* y, int64_t m, int64_t spatial, const Epilogue& e) {
+  for (int64_t mi = 0; mi < m; ++mi) {
+    float* row = y + mi * spatial;
+    const float* res = e.residual ? e.residual + mi * spatial : nullptr;
+    for (int64_t s = 0; s < spatial; ++s) {
+      float v = row[s];
+      if (e.bias) v = v + e.bias[mi];
+      if (res) v = v + res[s];
+      if (e.relu) v = v < 0.0f ? 0.0f : v;
+      if (e.fake_quant) v = fake_quant_scalar(v, e);
+      row[s] = v;
+    }
+  }
+}
+
+struct ConvSetup {
+  Node node;
+  Conv2dGeometry geo;
+  ConvFusion fusion;
+  std::shared_ptr<const PackedWeights> packed;  // when W is a constant of the graph
+  const float* packed_for = nullptr;            // the constant's data it was packed from
+};
+
+// Runs the conv (and fused epilogue) when the inputs are what the fast path handles; returns false otherwise (the
+// caller falls back to the reference kernels).
+bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
+  const Tensor* x = in[0];
+  const Tensor* w = in.size() > 1 ? in[1] : nullptr;
+  const Tensor* b = in.size() > 2 ? in[2] : nullptr;
+  const Tensor* r = s.fusion.add ? in[3] : nullptr;
+  if (!x || !w || x->dtype != DType::f32 || w->dtype != DType::f32 || x->rank() != 4 || w->rank() != 4 ||
+      w->shape[1] != x->shape[1] || (b && (b->dtype != DType::f32 || b->numel() != w->shape[0])))
+    return false;
+  const Conv2dGeometry& geo = s.geo;
+  ConvPlan p;
+  const int64_t n = x->shape[0];
+  p.c = x->shape[1], p.h = x->shape[2], p.w = x->shape[3];
+  p.m = w->shape[0], p.kh = w->shape[2], p.kw = w->shape[3];
+  p.oh = (p.h + geo.pad_top + geo.pad_bottom - ((p.kh - 1) * geo.dil_h + 1)) / geo.stride_h + 1;
+  p.ow = (p.w + geo.pad_left + geo.pad_right - ((p.kw - 1) * geo.dil_w + 1)) / geo.stride_w + 1;
+  if (p.oh <= 0 || p.ow <= 0) return false;
+  const Shape y_shape = {n, p.m, p.oh, p.ow};
+  if (r && (r->dtype != DType::f32 || r->shape != y_shape)) return false;
+  p.k = p.c * p.kh * p.kw;
+  p.spatial = p.oh * p.ow;
+  p.k_block = mlas_k_block(p.spatial, p.k);
+  if (p.k == 0 || p.spatial == 0) return false;
+  out.reset(DType::f32, y_shape);
+
+  const size_t image_in = static_cast<size_t>(p.c * p.h * p.w), image_out = static_cast<size_t>(p.m * p.spatial);
+  Epilogue e;
+  e.bias = b ? b->data<float>() : nullptr;
+  e.relu = s.fusion.relu;
+  if (s.fusion.fake_quant) {
+    const ConvFusion& f = s.fusion;
+    e.fake_quant = true;
+    e.q_scale = f.q_scale;
+    e.q_zero_point = static_cast<float>(f.q_zero_point);
+    e.q_min = f.q_dtype == DType::u8 ? 0.0f : -128.0f;
+    e.q_max = f.q_dtype == DType::u8 ? 255.0f : 127.0f;
+    e.dq_scale = f.dq_scale;
+    e.dq_zero_point = static_cast<float>(f.dq_zero_point);
+  }
+
+  if (!has_avx2_fma()) {
+    thread_local std::vector<float> col;
+    col.resize(static_cast<size_t>(p.k * p.spatial));
+    for (int64_t i = 0; i < n; ++i) {
+      float* yi = out.data<float>() + i * image_out;
+      im2col(x->data<float>() + i * image_in, p.c, p.h, p.w, p.kh, p.kw, p.oh, p.ow, geo, col.data());
+      sgemm_portable(p.m, p.spatial, p.k, w->data<float>(), p.k, col.data(), p.spatial, yi, p.spatial);
+      e.residual = r ? r->data<float>() + i * image_out : nullptr;
+      apply_epilogue(yi, p.m, p.spatial, e);
+    }
+    return true;
+  }
+
+  const PackedWeights* a = s.packed.get();
+  thread_local PackedWeights run_packed;
+  if (!a || s.packed_for != w->data<float>() || a->m != p.m || a->k != p.k) {
+    pack_weights(w->data<float>(), p.m, p.k,
+                 run_packed);  // W computed at run time
+    a = &run_packed;
+  }
+  p.hp = geo.pad_top + p.h + geo.pad_bottom;
+  p.wp = geo.pad_left + p.w + geo.pad_right;
+  p.k_off.resize(static_cast<size_t>(p.k));
+  for (int64_t ci = 0, kk = 0; ci < p.c; ++ci)
+    for (int64_t ky = 0; ky < p.kh; ++ky)
+      for (int64_t kx = 0; kx < p.kw; ++kx, ++kk) p.k_off[kk] = (ci * p.hp + ky * geo.dil_h) * p.wp + kx * geo.dil_w;
+  const int64_t strips = (p.spatial + kNR - 1) / kNR;
+  const float* xb = x->data<float>();
+  float* yb = out.data<float>();
+  auto image = [&](int64_t i, int64_t s0, int64_t s1, Scratch& sc) {
+    Epilogue ei = e;
+    ei.residual = r ? r->data<float>() + i * image_out : nullptr;
+    conv_strips_avx2(sc.padded.data(), *a, p, geo, yb + i * image_out, ei, s0, s1, sc.panel.data());
+  };
+  // Intra-op threads (a run that asked for them): one image's strips split in contiguous chunks,
+  // or whole images. Each output element is computed by the same code whichever thread runs it.
+  const int threads = intra_op_threads();
+  if (threads > 1 && n == 1 && strips > 1) {
+    Scratch& mine = scratch_for(p);
+    pad_image(xb, p, geo, mine.padded.data());
+    const float* shared = mine.padded.data();
+    const int64_t chunks = std::min<int64_t>(4 * threads, strips);  // small chunks: a busy helper takes fewer
+    parallel_for(chunks, threads, [&](int64_t c) {
+      Scratch& sc = scratch_for(p);
+      Epilogue ei = e;
+      ei.residual = r ? r->data<float>() : nullptr;
+      conv_strips_avx2(shared, *a, p, geo, yb, ei, strips * c / chunks, strips * (c + 1) / chunks, sc.panel.data());
+    });
+    return true;
+  }
+  parallel_for(n, threads, [&](int64_t i) {
+    Scratch& sc = scratch_for(p);
+    pad_image(xb + i * image_in, p, geo, sc.padded.data());
+    image(i, 0, strips, sc);
+  });
+  return true;
+}
+
+Node fused_step(const Node& conv, const char* op_type, std::vector<std::string> inputs) {
+  return Node{conv.name, op_type, "", std::move(inputs), {conv.outputs[0]}, {}};
 }
 
 }  // namespace
 
-PreparedKernel prepare_conv_f32(const Node& node, const Graph& graph) {
+PreparedKernel prepare_conv_f32_fused(const Node& node, const Graph& graph, ConvFusion fusion) {
   if (node.op_type != "Conv" || !node.domain.empty()) return nullptr;
   const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
   if (!(auto_pad.empty() || auto_pad == "NOTSET") || node.attr_int("group", 1) != 1) return nullptr;
@@ -52,42 +479,78 @@ PreparedKernel prepare_conv_f32(const Node& node, const Graph& graph) {
   const auto strides = node.attr_ints("strides", {1, 1});
   const auto dilations = node.attr_ints("dilations", {1, 1});
   if (pads.size() != 4 || strides.size() != 2 || dilations.size() != 2) return nullptr;  // not 2-D
-  const Conv2dGeometry geo{strides[0], strides[1], dilations[0], dilations[1], pads[0], pads[1], pads[2], pads[3]};
-  const ReferenceKernel reference = find_op("Conv")->reference;
+  for (int64_t v : strides)
+    if (v < 1 || v > 4096) return nullptr;
+  for (int64_t v : dilations)
+    if (v < 1) return nullptr;
+  for (int64_t v : pads)
+    if (v < 0) return nullptr;
+  auto setup = std::make_shared<ConvSetup>();
+  setup->node = node;
+  setup->geo = {strides[0], strides[1], dilations[0], dilations[1], pads[0], pads[1], pads[2], pads[3]};
+  setup->fusion = fusion;
+  // Weights that are constants of the graph are packed here, once.
+  if (node.inputs.size() > 1)
+    if (const Tensor* w = graph.initializer(node.inputs[1]))
+      if (w->dtype == DType::f32 && w->rank() == 4 && w->numel() > 0) {
+        auto packed = std::make_shared<PackedWeights>();
+        pack_weights(w->data<float>(), w->shape[0], w->numel() / w->shape[0], *packed);
+        setup->packed = packed;
+        setup->packed_for = w->data<float>();
+      }
 
-  return [node, geo, reference](const Inputs& in, std::vector<Tensor>& out) {
-    const Tensor* x = in[0];
-    const Tensor* w = in.size() > 1 ? in[1] : nullptr;
-    const Tensor* b = in.size() > 2 ? in[2] : nullptr;
-    // Anything unusual (wrong rank, types, shapes) goes to the reference, which validates and explains.
-    if (!x || !w || x->dtype != DType::f32 || w->dtype != DType::f32 || x->rank() != 4 || w->rank() != 4 ||
-        w->shape[1] != x->shape[1] || (b && (b->dtype != DType::f32 || b->numel() != w->shape[0])))
-      return reference(node, in, out);
-    const int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
-    const int64_t m = w->shape[0], kh = w->shape[2], kw = w->shape[3];
-    const int64_t oh = (h + geo.pad_top + geo.pad_bottom - ((kh - 1) * geo.dil_h + 1)) / geo.stride_h + 1;
-    const int64_t ow = (wd + geo.pad_left + geo.pad_right - ((kw - 1) * geo.dil_w + 1)) / geo.stride_w + 1;
-    if (oh <= 0 || ow <= 0) return reference(node, in, out);
-    const int64_t k = c * kh * kw, spatial = oh * ow;
-    out[0].reset(DType::f32, {n, m, oh, ow});
-    thread_local std::vector<float> col;
-    col.resize(static_cast<size_t>(k * spatial));
-    const float* wp = w->data<float>();
-    for (int64_t i = 0; i < n; ++i) {
-      const float* xi = x->data<float>() + i * c * h * wd;
-      float* yi = out[0].data<float>() + i * m * spatial;
-      im2col(xi, c, h, wd, kh, kw, oh, ow, geo, col.data());
-      sgemm(m, spatial, k, wp, k, col.data(), spatial, yi, spatial);
-      if (b)
-        for (int64_t mi = 0; mi < m; ++mi) {
-          const float bias = b->data<float>()[mi];
-          float* row = yi + mi * spatial;
-          for (int64_t s = 0; s < spatial; ++s) row[s] += bias;
-        }
+  const ReferenceKernel conv_ref = find_op("Conv")->reference;
+  if (fusion.fake_quant && (fusion.q_dtype != DType::u8 && fusion.q_dtype != DType::i8)) return nullptr;
+  if (!fusion.add && !fusion.relu && !fusion.fake_quant)
+    return [setup, conv_ref](const Inputs& in, std::vector<Tensor>& out) {
+      // Anything unusual (wrong rank, types, shapes) goes to the reference, which validates and explains.
+      if (!run_conv(*setup, in, out[0])) conv_ref(setup->node, in, out);
+    };
+  // Fused: inputs are the conv's (X, W, B) then, with `add`, the other addend.
+  const ReferenceKernel add_ref = find_op("Add")->reference, relu_ref = find_op("Relu")->reference;
+  const ReferenceKernel q_ref = find_op("QuantizeLinear")->reference, dq_ref = find_op("DequantizeLinear")->reference;
+  return [setup, conv_ref, add_ref, relu_ref, q_ref, dq_ref](const Inputs& in, std::vector<Tensor>& out) {
+    if (run_conv(*setup, in, out[0])) return;
+    // Unfused fallback: the same steps one node at a time (reference kernels explain errors).
+    const ConvFusion f = setup->fusion;
+    const Inputs conv_in = f.add ? Inputs(in.begin(), in.begin() + 3) : in;
+    std::vector<Tensor> y(1), z(1);
+    ConvSetup plain = *setup;
+    plain.fusion = {};
+    if (!run_conv(plain, conv_in, y[0])) conv_ref(setup->node, conv_in, y);
+    if (f.add) {
+      add_ref(fused_step(setup->node, "Add", {"conv", "addend"}), {&y[0], in.back()}, z);
+      std::swap(y, z);
     }
+    if (f.relu) {
+      relu_ref(fused_step(setup->node, "Relu", {"sum"}), {&y[0]}, z);
+      std::swap(y, z);
+    }
+    if (f.fake_quant) {
+      Tensor qs = make_scalar_f32(f.q_scale), dqs = make_scalar_f32(f.dq_scale);
+      Tensor qz(f.q_dtype, {}), dqz(f.q_dtype, {});
+      if (f.q_dtype == DType::u8) {
+        qz.data<uint8_t>()[0] = static_cast<uint8_t>(f.q_zero_point);
+        dqz.data<uint8_t>()[0] = static_cast<uint8_t>(f.dq_zero_point);
+      } else {
+        qz.data<int8_t>()[0] = static_cast<int8_t>(f.q_zero_point);
+        dqz.data<int8_t>()[0] = static_cast<int8_t>(f.dq_zero_point);
+      }
+      q_ref(fused_step(setup->node, "QuantizeLinear", {"y", "s", "z"}), {&y[0], &qs, &qz}, z);
+      std::swap(y, z);
+      dq_ref(fused_step(setup->node, "DequantizeLinear", {"q", "s", "z"}), {&y[0], &dqs, &dqz}, z);
+      std::swap(y, z);
+    }
+    out[0] = std::move(y[0]);
   };
 }
 
-std::vector<KernelProvider> all_providers() { return {prepare_conv_f32, prepare_elementwise_f32}; }
+PreparedKernel prepare_conv_f32(const Node& node, const Graph& graph) {
+  return prepare_conv_f32_fused(node, graph, ConvFusion{});
+}
+
+std::vector<KernelProvider> all_providers() {
+  return {prepare_conv_f32, prepare_elementwise_f32, prepare_pool_f32, prepare_transpose};
+}
 
 }  // namespace qplay::fast

@@ -1,6 +1,6 @@
-// Fast kernels and the providers that bind them to the nodes they can handle.
-// Each fast kernel computes what its reference kernel computes (tests/runtime/fast_kernels_test.cc
-// checks them against each other on random shapes); nodes they do not handle run the reference.
+// Fast kernels and the providers that bind them to the nodes they can handle. Each fast kernel computes what its
+// reference kernel computes (tests/runtime/fast_kernels_test.cc checks them against each other on random shapes); nodes
+// they do not handle run the reference.
 #pragma once
 
 #include <vector>
@@ -9,11 +9,36 @@
 
 namespace qplay::fast {
 
-// Conv (float32, 2-D, group 1, explicit pads): im2col + sgemm in ONNX Runtime's order.
+// Conv (float32, 2-D, group 1, explicit pads): packed weights + strip-gathered patches + an AVX2 register-tiled GEMM,
+// accumulating in ONNX Runtime's (MLAS's) order; see conv_f32.cc.
 PreparedKernel prepare_conv_f32(const Node& node, const Graph& graph);
+
+// Epilogues the executor fuses into a float Conv at preparation (executor.cc): the fused kernel
+// performs exactly the float operations of the unfused chain
+//   Conv -> [Add] -> [Relu] -> [QuantizeLinear -> DequantizeLinear]
+// (the last pair per tensor, as QDQ models write it), so its results are bit-identical to running
+// the nodes one by one with their fast kernels.
+struct ConvFusion {
+  bool add = false;           // y = conv + addend (the addend has the conv output's shape)
+  bool relu = false;          // y = max(0, y)
+  bool fake_quant = false;    // y = (clamp(nearbyint(y / q_scale) + q_zero_point) - dq_zero_point) * dq_scale
+  DType q_dtype = DType::u8;  // u8 or i8: the clamp range
+  float q_scale = 1.0f, dq_scale = 1.0f;
+  int32_t q_zero_point = 0, dq_zero_point = 0;
+};
+// Inputs of the fused kernel: the conv's three inputs (X, W, B; nullptr for an omitted B) and, with `add`, the addend.
+// nullptr when the conv is not one the fast path handles.
+PreparedKernel prepare_conv_f32_fused(const Node& conv, const Graph& graph, ConvFusion fusion);
 
 // Relu, same-shape Add, per-tensor QuantizeLinear/DequantizeLinear (float32 <-> 8-bit), AVX2.
 PreparedKernel prepare_elementwise_f32(const Node& node, const Graph& graph);
+
+// MaxPool / AveragePool (float32, 2-D, no dilation, ceil_mode 0) and GlobalAveragePool: the reference's arithmetic
+// (double sums) without its per-element index bookkeeping.
+PreparedKernel prepare_pool_f32(const Node& node, const Graph& graph);
+
+// Transpose of a rank-2 to rank-6 tensor of any element size: a strided copy.
+PreparedKernel prepare_transpose(const Node& node, const Graph& graph);
 
 // All fast providers, in the order the executor should try them.
 std::vector<KernelProvider> all_providers();

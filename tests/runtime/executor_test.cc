@@ -1,0 +1,172 @@
+// The executor's preparation (constant folding, Conv+Add+Relu fusion) and buffer recycling must not change a single
+// bit: a run without a hook (fused) equals a run with one (node by node), repeated runs equal the first, and the hook
+// still sees every value every node produces.
+#include "runtime/executor.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+
+namespace qplay {
+namespace {
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = -1, float hi = 1) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+Attribute ints(std::vector<int64_t> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::Ints;
+  a.ints = std::move(v);
+  return a;
+}
+
+Node conv3x3(const std::string& name, const std::string& x, const std::string& w, const std::string& b,
+             const std::string& y) {
+  Node n{name, "Conv", "", {x, w, b}, {y}, {}};
+  n.attrs["pads"] = ints({1, 1, 1, 1});
+  return n;
+}
+
+// A small residual network: float weights, and one conv whose weights come from a DequantizeLinear of int8 codes
+// (folded at preparation), like a QDQ model.
+std::shared_ptr<const Graph> residual_graph(std::mt19937& rng) {
+  Graph g;
+  g.inputs.push_back({"x", DType::f32, {-1, 8, 12, 12}, {"N", "", "", ""}});
+  g.outputs.push_back({"out", DType::f32, {}, {}});
+  g.initializers["w1"] = make_f32({8, 8, 3, 3}, random_floats(8 * 8 * 9, rng, -0.3f, 0.3f));
+  g.initializers["b1"] = make_f32({8}, random_floats(8, rng));
+  Tensor codes(DType::i8, {8, 8, 3, 3});
+  for (auto& c : codes.bytes) c = static_cast<uint8_t>(rng() % 61 - 30);
+  g.initializers["w2q"] = codes;
+  g.initializers["w2s"] = make_scalar_f32(0.01f);
+  Tensor zp(DType::i8, {});
+  zp.data<int8_t>()[0] = 0;
+  g.initializers["w2z"] = zp;
+  g.initializers["b2"] = make_f32({8}, random_floats(8, rng));
+  g.initializers["w3"] = make_f32({7, 8, 3, 3}, random_floats(7 * 8 * 9, rng, -0.3f, 0.3f));
+  g.nodes.push_back(conv3x3("c1", "x", "w1", "b1", "c1_out"));
+  g.nodes.push_back(Node{"r1", "Relu", "", {"c1_out"}, {"r1_raw"}, {}});
+  // An activation QDQ pair (fused into c1's epilogue).
+  g.initializers["as"] = make_scalar_f32(0.02f);
+  Tensor azp(DType::u8, {});
+  azp.data<uint8_t>()[0] = 0;
+  g.initializers["az"] = azp;
+  g.nodes.push_back(Node{"q1", "QuantizeLinear", "", {"r1_raw", "as", "az"}, {"r1_q"}, {}});
+  g.nodes.push_back(Node{"dq1", "DequantizeLinear", "", {"r1_q", "as", "az"}, {"r1_out"}, {}});
+  g.nodes.push_back(Node{"dq", "DequantizeLinear", "", {"w2q", "w2s", "w2z"}, {"w2"}, {}});
+  g.nodes.push_back(conv3x3("c2", "r1_out", "w2", "b2", "c2_out"));
+  g.nodes.push_back(Node{"add", "Add", "", {"x", "c2_out"}, {"sum"}, {}});  // the conv is the second addend
+  g.nodes.push_back(Node{"r2", "Relu", "", {"sum"}, {"r2_out"}, {}});
+  g.nodes.push_back(conv3x3("c3", "r2_out", "w3", "", "c3_out"));  // no bias, no fusion
+  Node pool{"pool", "MaxPool", "", {"c3_out"}, {"p_out"}, {}};
+  pool.attrs["kernel_shape"] = ints({2, 2});
+  pool.attrs["strides"] = ints({2, 2});
+  g.nodes.push_back(pool);
+  g.nodes.push_back(Node{"gap", "GlobalAveragePool", "", {"p_out"}, {"out"}, {}});
+  return std::make_shared<const Graph>(std::move(g));
+}
+
+void expect_same_bits(const Tensor& a, const Tensor& b) {
+  ASSERT_EQ(a.dtype, b.dtype);
+  ASSERT_EQ(a.shape, b.shape);
+  ASSERT_EQ(0, std::memcmp(a.bytes.data(), b.bytes.data(), a.bytes.size()));
+}
+
+TEST(Executor, FusedRunsEqualHookedRunsAndRepeatBitForBit) {
+  std::mt19937 rng(29);
+  const auto g = residual_graph(rng);
+  const Executor ex(g);
+  for (int64_t batch : {1, 3, 2}) {
+    std::map<std::string, Tensor> feeds;
+    feeds["x"] = make_f32({batch, 8, 12, 12}, random_floats(batch * 8 * 144, rng, -2, 2));
+    const Tensor plain = ex.run(feeds).at("out");
+    std::map<std::string, Tensor> seen;
+    std::vector<int> order;
+    const Tensor hooked = ex.run(feeds, [&](int node, const std::string& value, const Tensor& t) {
+                              order.push_back(node);
+                              seen[value] = t;
+                            }).at("out");
+    expect_same_bits(plain, hooked);
+    expect_same_bits(plain, ex.run(feeds).at("out"));  // recycled buffers
+    // Every node reported once, in order, including the folded DequantizeLinear.
+    ASSERT_EQ(order.size(), g->nodes.size());
+    for (size_t i = 0; i < order.size(); ++i) EXPECT_EQ(order[i], static_cast<int>(i));
+    EXPECT_EQ(seen.size(), g->nodes.size());
+    EXPECT_EQ(seen.at("w2").shape, (Shape{8, 8, 3, 3}));
+    EXPECT_EQ(seen.at("c1_out").shape, (Shape{batch, 8, 12, 12}));
+
+    // Against the reference kernels: float tolerance (the reference accumulates in double).
+    ExecutorOptions ref_only;
+    ref_only.fast_kernels = false;
+    const Tensor want = Executor(g, ref_only).run(feeds).at("out");
+    ASSERT_EQ(want.shape, plain.shape);
+    for (int64_t i = 0; i < want.numel(); ++i)
+      EXPECT_NEAR(plain.data<float>()[i], want.data<float>()[i], 1e-4 * (1 + std::fabs(want.data<float>()[i])));
+  }
+}
+
+TEST(Executor, ConcurrentRunsShareOneExecutor) {
+  std::mt19937 rng(31);
+  const auto g = residual_graph(rng);
+  const Executor ex(g);
+  std::vector<std::map<std::string, Tensor>> feeds(4);
+  std::vector<Tensor> want;
+  for (auto& f : feeds) {
+    f["x"] = make_f32({2, 8, 12, 12}, random_floats(2 * 8 * 144, rng, -2, 2));
+    want.push_back(ex.run(f).at("out"));
+  }
+  std::vector<Tensor> got(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = t; i < 8; i += 2) got[i] = ex.run(feeds[i % 4]).at("out");
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 8; ++i) expect_same_bits(got[i], want[i % 4]);
+}
+
+// Intra-op threads split each conv's work; every output element is computed by the same code, so
+// the bits do not depend on the thread count (batch 1 splits strips, larger batches split images).
+TEST(Executor, IntraOpThreadsGiveTheSameBits) {
+  std::mt19937 rng(37);
+  const auto g = residual_graph(rng);
+  ExecutorOptions two;
+  two.intra_op_threads = 2;
+  const Executor serial(g), split(g, two);
+  for (int64_t batch : {1, 3}) {
+    std::map<std::string, Tensor> feeds;
+    feeds["x"] = make_f32({batch, 8, 12, 12}, random_floats(batch * 8 * 144, rng, -2, 2));
+    const Tensor want = serial.run(feeds).at("out");
+    for (int rep = 0; rep < 20; ++rep) expect_same_bits(want, split.run(feeds).at("out"));
+  }
+}
+
+// A node that fails on constant inputs is not folded: the error comes from run(), naming the node.
+TEST(Executor, ConstantNodeErrorsSurfaceAtRunTime) {
+  Graph g;
+  g.inputs.push_back({"x", DType::f32, {2}, {}});
+  g.outputs.push_back({"y", DType::f32, {}, {}});
+  g.initializers["a"] = make_f32({3}, {1, 2, 3});
+  g.initializers["b"] = make_f32({2}, {1, 2});
+  g.nodes.push_back(Node{"bad_add", "Add", "", {"a", "b"}, {"c"}, {}});
+  g.nodes.push_back(Node{"use", "Add", "", {"x", "c"}, {"y"}, {}});
+  const Executor ex(std::make_shared<const Graph>(g));
+  std::map<std::string, Tensor> feeds;
+  feeds["x"] = make_f32({2}, {1, 1});
+  try {
+    ex.run(feeds);
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("bad_add"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace qplay
