@@ -108,6 +108,13 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
     assert.deepEqual(shown, [], `${step}: the page shows errors`);
     assert.deepEqual(pageErrors, [], `${step}: uncaught page errors`);
   };
+  // Hash navigation keeps the page (and the loaded Plotly) alive, as a user clicking links would.
+  const go = async (hash) => {
+    await page.evaluate((h) => {
+      location.hash = h;
+    }, hash);
+    await page.waitForFunction((h) => location.hash === h, hash);
+  };
   const currentVersion = async () => Number(new URL(page.url()).hash.match(/[?&]v=(\d+)/)[1]);
   const quantizedText = () => page.locator('[data-testid=top5-quantized]').innerText();
 
@@ -119,6 +126,7 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
       await fn();
     } catch (e) {
       failedStep = name;
+      console.error(`# qplay serve stderr so far:\n${server.stderr().replace(/^/gm, '#   ')}`);
       await shot(`failed-${name.replace(/[^a-z0-9]+/gi, '-')}`).catch(() => {});
       throw e;
     }
@@ -149,7 +157,8 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
       await shot('layers');
       await page.locator('[data-testid=layer-table] tbody tr a', { hasText: /^conv2d_1$/ }).first().click();
       await page.locator('[data-testid=layer-detail]').waitFor();
-      await page.locator('[data-testid=activation-histogram] .main-svg').first().waitFor();
+      // The first chart also waits for vendor/plotly.min.js (4.8 MB).
+      await page.locator('[data-testid=activation-histogram] .main-svg').first().waitFor({ timeout: 90_000 });
       await page.locator('[data-testid=weight-heatmap] .main-svg').first().waitFor();
       assert.match(await page.locator('[data-testid=layer-metrics]').innerText(), /SQNR/);
       await shot('layer-detail');
@@ -168,7 +177,7 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
     });
 
     await step('evaluate the base version (background job with progress)', async () => {
-      await page.goto(`${server.url}#/edit?v=${baseVersion}&layer=conv2d_1`);
+      await go(`#/edit?v=${baseVersion}&layer=conv2d_1`);
       await page.locator('[data-testid=top5-quantized] .top5-row').first().waitFor();
       await page.click('[data-testid=evaluate-1000]');
       await page.locator('[data-testid=last-evaluation]').waitFor();
@@ -249,7 +258,7 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
     });
 
     await step('residuals and sensitivity run as jobs', async () => {
-      await page.goto(`${server.url}#/residuals?v=${baseVersion}`);
+      await go(`#/residuals?v=${baseVersion}`);
       await page.locator('[data-testid=residuals-table] tbody tr').first().waitFor();
       await shot('residuals');
       await page.click('[data-nav=sensitivity]');
