@@ -322,7 +322,7 @@ Comparison compare_models(std::shared_ptr<const Graph> fp32, std::shared_ptr<con
     const auto qp = argmax_rows(q_out.at(quantized->outputs[0].name));
     std::copy(fp.begin(), fp.end(), f_pred.begin() + begin);
     std::copy(qp.begin(), qp.end(), q_pred.begin() + begin);
-  });
+  }, options.progress);
 
   for (size_t k = 0; k < plans.size(); ++k) {
     const LayerPlan& plan = plans[k];

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/batches.h"
 #include "analysis/layers.h"
 #include "analysis/match.h"
 #include "analysis/metrics.h"
@@ -31,6 +32,7 @@ struct CompareOptions {
   int threads = 2;
   bool isolated = true;  // also run each layer alone on FP32 inputs
   bool fast_kernels = true;
+  Progress progress;  // images done after each batch; returning false cancels (throws Cancelled)
 };
 
 struct LayerComparison {

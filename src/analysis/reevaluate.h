@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/batches.h"
 #include "analysis/edits.h"
 #include "io/cifar10.h"
 
@@ -31,6 +32,7 @@ struct ReevalOptions {
   int64_t batch = 50;
   int threads = 2;
   bool fast_kernels = true;
+  Progress progress;  // capture_base: images captured after each batch (not kept in the cache)
 };
 
 struct BaseCache {
@@ -69,7 +71,8 @@ struct Reevaluation {
 Reevaluation base_result(const BaseCache& cache);
 
 // Outputs and accuracy of `edited` (derived from cache.base) over the cached images.
-Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited);
+// `progress` (optional) reports images after each batch and may cancel.
+Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, const Progress& progress = nullptr);
 
 // The nodes of `edited` that must run (in graph order), and the checkpoint values they read.
 struct RecomputePlan {
