@@ -47,8 +47,8 @@ function mergeLayout(layout) {
     ...layout,
     xaxis: { ...baseLayout.xaxis, ...(layout.xaxis || {}) },
     yaxis: { ...baseLayout.yaxis, ...(layout.yaxis || {}) },
-    title: layout.title ? { text: layout.title, font: { size: 12, color: '#67727e' }, xref: 'paper', x: 0, xanchor: 'left', yref: 'container', y: 0.98, yanchor: 'top' } : undefined,
-    legend: { ...baseLayout.legend, ...(layout.legend || {}), ...(layout.title ? { y: 1.0, yanchor: 'bottom', x: 1, xanchor: 'right' } : {}) },
+    title: undefined, // shown as an HTML caption above the plot (see Plot)
+    legend: { ...baseLayout.legend, ...(layout.legend || {}) },
   };
 }
 
@@ -70,7 +70,11 @@ export function Plot({ figure, height = 300, testid }) {
     };
   }, [figure, height]);
   useEffect(() => () => window.Plotly && ref.current && window.Plotly.purge(ref.current), []);
-  return html`<div class="plot" ref=${ref} style=${{ minHeight: `${height}px` }} data-testid=${testid}></div>`;
+  const caption = figure && figure.layout && figure.layout.title;
+  return html`<div class="plot-wrap" data-testid=${testid}>
+    ${caption ? html`<div class="plot-caption">${caption}</div>` : null}
+    <div class="plot" ref=${ref} style=${{ minHeight: `${height}px` }}></div>
+  </div>`;
 }
 
 // ---- figure builders (plain data in, figure out) ----
@@ -105,9 +109,20 @@ export function histogramFigure(hist, { title, logY = true } = {}) {
   const w = widths(hist.edges);
   const data = [];
   if (hist.float && hist.float.counts)
-    data.push({ type: 'bar', name: 'FP32', x, y: hist.float.counts, width: w, marker: { color: colors.fp32 }, opacity: 0.6 });
-  if (hist.dequantized && hist.dequantized.counts)
-    data.push({ type: 'bar', name: 'dequantized', x, y: hist.dequantized.counts, width: w, marker: { color: colors.quantized }, opacity: 0.6 });
+    data.push({ type: 'bar', name: 'FP32', x, y: hist.float.counts, width: w, marker: { color: colors.fp32 }, opacity: 0.55 });
+  if (hist.dequantized && hist.dequantized.counts) {
+    // Drawn as a step outline over the FP32 bars, so both stay readable where they agree.
+    const edges = hist.edges;
+    const counts = hist.dequantized.counts;
+    const sx = [];
+    const sy = [];
+    counts.forEach((c, i) => {
+      sx.push(edges[i], edges[i + 1]);
+      sy.push(c, c);
+    });
+    data.push({ type: 'scatter', mode: 'lines', name: 'dequantized', x: sx, y: sy.map((c) => (logY && c === 0 ? null : c)),
+      line: { color: colors.quantized, width: 1.8 }, connectgaps: false, hovertemplate: '%{y}<extra>dequantized</extra>' });
+  }
   const shapes = [];
   const g = hist.grid;
   if (g && g.clip_min && g.clip_max && g.clip_min.length === 1) {
@@ -133,7 +148,7 @@ export function histogramFigure(hist, { title, logY = true } = {}) {
       bargap: 0,
       shapes,
       xaxis: { title: { text: 'value' } },
-      yaxis: { title: { text: 'count' }, type: logY ? 'log' : 'linear' },
+      yaxis: { title: { text: 'count' }, type: logY ? 'log' : 'linear', dtick: logY ? 1 : undefined, exponentformat: 'power' },
     },
   };
 }

@@ -1,7 +1,7 @@
 // Model graph: a Netron-like layered layout (dagre) of the ONNX nodes. Q/DQ nodes carry their
 // scale and zero point; nodes that belong to a layer open that layer's detail.
 import { html } from '../html.js';
-import { useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import dagre from 'dagre';
 import { api } from '../api.js';
 import { useApi } from '../hooks.js';
@@ -89,7 +89,7 @@ export function layoutGraph(graph, quantByTensor) {
   return { boxes: placed, lines, width, height };
 }
 
-function GraphCanvas({ layout, selected, onSelect }) {
+function GraphCanvas({ layout, selected, onSelect, onOpen }) {
   const [view, setView] = useState({ x: 0, y: 0, k: 1 });
   const drag = useRef(null);
   const svg = useRef(null);
@@ -118,6 +118,12 @@ function GraphCanvas({ layout, selected, onSelect }) {
     const k = Math.min(1.2, rect.width / layout.width, rect.height / layout.height);
     setView({ k, x: (rect.width - layout.width * k) / 2, y: 10 });
   };
+  // First view: the top of the graph at a readable size, centred across.
+  useEffect(() => {
+    const rect = svg.current.getBoundingClientRect();
+    const k = Math.max(0.5, Math.min(1, rect.width / layout.width));
+    setView({ k, x: (rect.width - layout.width * k) / 2, y: 36 });
+  }, [layout]);
   const path = (pts) => pts.map((p, i) => `${i ? 'L' : 'M'}${p.x},${p.y}`).join(' ');
   return html`<div class="graph-canvas">
     <div class="graph-tools">
@@ -136,7 +142,8 @@ function GraphCanvas({ layout, selected, onSelect }) {
           const isSel = selected && selected.id === b.id;
           return html`<g class="gnode ${b.node && b.node.layer ? 'has-layer' : ''} ${isSel ? 'selected' : ''}"
               transform=${`translate(${b.x - b.width / 2},${b.y - b.height / 2})`} data-node=${b.node ? b.node.name : b.id}
-              onClick=${() => !(drag.current && drag.current.moved) && onSelect(b)}>
+              onClick=${() => !(drag.current && drag.current.moved) && onSelect(b)}
+              onDblClick=${() => onOpen && onOpen(b)}>
             <rect width=${b.width} height=${b.height} rx="5" fill="#fff" stroke=${color} stroke-width=${isSel ? 3 : 1.4} />
             <rect width=${b.width} height="17" rx="5" fill=${color} />
             <rect y="12" width=${b.width} height="5" fill=${color} />
@@ -151,7 +158,8 @@ function GraphCanvas({ layout, selected, onSelect }) {
 }
 
 function NodePanel({ box, version }) {
-  if (!box) return html`<p class="muted">Click a node to see its inputs, outputs and quantization parameters. Nodes of a layer open the layer's detail.</p>`;
+  if (!box) return html`<p class="muted">Click a node to see its inputs, outputs and quantization parameters;
+    double-click a node of a layer to open the layer's detail. Drag to pan, wheel to zoom.</p>`;
   const n = box.node;
   if (!n) return html`<div><h3>${box.title}</h3><code>${box.sub}</code></div>`;
   return html`<div class="node-panel">
@@ -185,7 +193,8 @@ export function GraphView({ graph, quant, version }) {
   return html`<div class="graph-layout">
     <${Card} title=${`${version.model} · v${version.id}`} class="graph-card"
       actions=${html`<span class="muted">${graph.nodes.length} nodes · ${Object.entries(counts).map(([k, c]) => `${k} ${c}`).join(' · ')}</span>`}>
-      <${GraphCanvas} layout=${layout} selected=${selected} onSelect=${select} />
+      <${GraphCanvas} layout=${layout} selected=${selected} onSelect=${select}
+        onOpen=${(b) => b.node && b.node.layer && navigate('layer', { v: version.id }, b.node.layer)} />
     </${Card}>
     <${Card} title="Node" class="graph-side">
       <${NodePanel} box=${selected} version=${version} />

@@ -23,9 +23,16 @@ const METRICS = [
 export function MetricsTable({ metrics }) {
   if (!metrics) return html`<${Empty}>No metrics for this layer.</${Empty}>`;
   const cols = ['accumulated', 'isolated'].filter((k) => metrics[k]);
+  // Clipping comes from the output codes when the metrics themselves do not carry it.
+  const codesOf = { accumulated: metrics.codes, isolated: metrics.isolated_codes };
+  const value = (c, key) => {
+    const v = metrics[c][key];
+    if ((v === undefined || v === null) && key === 'clip_rate' && codesOf[c]) return codesOf[c].clipping_rate;
+    return v;
+  };
   return html`<table class="kv metrics" data-testid="layer-metrics">
     <tr><th></th>${cols.map((c) => html`<th class="num">${c}</th>`)}</tr>
-    ${METRICS.map(([key, label, fmt]) => html`<tr><th>${label}</th>${cols.map((c) => html`<td class="num">${fmt(metrics[c][key])}</td>`)}</tr>`)}
+    ${METRICS.map(([key, label, fmt]) => html`<tr><th>${label}</th>${cols.map((c) => html`<td class="num">${fmt(value(c, key))}</td>`)}</tr>`)}
     ${metrics.codes ? html`<tr><th>codes used</th><td class="num" colspan=${cols.length}>${metrics.codes.distinct} of ${metrics.codes.qmax - metrics.codes.qmin + 1} (${pct(metrics.codes.range_use, 1)})</td></tr>
       <tr><th>at qmin / qmax</th><td class="num" colspan=${cols.length}>${metrics.codes.at_qmin} / ${metrics.codes.at_qmax} of ${metrics.codes.codes}</td></tr>` : null}
   </table>`;
