@@ -1,7 +1,7 @@
 // Accuracy: per-class accuracy (FP32 vs this version), the confusion matrix, and the images
 // whose prediction the quantization flipped. Results come from evaluate jobs.
 import { html } from '../html.js';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { useJob } from '../hooks.js';
 import { Card, JobStrip, Thumb, Stat, Empty } from '../components.js';
 import { Plot, barFigure, heatmapFigure, colors } from '../charts.js';
@@ -31,10 +31,10 @@ export function AccuracyView({ result, fp32, classes, version }) {
           { colorscale: 'Blues', symmetric: false, xTitle: 'predicted', yTitle: 'true', text: result.confusion.map((r) => r.map(String)) })} height=${380} />
       </${Card}>
     </div>
-    <${Card} title=${`Flipped images (${flipped.length})`}>
+    <${Card} title=${`Flipped images (${flipped.length})`} actions=${html`<span class="muted">FP32 → quantized prediction; green: the true label</span>`}>
       ${flipped.length ? html`<div class="flipped-grid" data-testid="flipped">
         ${flipped.slice(0, 300).map((f) => html`<${Thumb} index=${f.index} size=${56}
-          label=${html`<span class="good">${names[f.fp32]}</span> → <span class="bad">${names[f.quantized]}</span>`}
+          label=${html`<span class=${f.fp32 === f.label ? 'good' : 'bad'}>${names[f.fp32]}</span> → <span class=${f.quantized === f.label ? 'good' : 'bad'}>${names[f.quantized]}</span>`}
           title=${`#${f.index} label ${names[f.label]}: FP32 ${names[f.fp32]}, quantized ${names[f.quantized]}`}
           onClick=${() => {
             setState({ image: f.index });
@@ -61,6 +61,11 @@ export function AccuracyPage({ version, session }) {
       fp32Job.run({ kind: 'evaluate', model: session.fp32_model, limit: res.images });
   });
   const run = () => job.run({ kind: 'evaluate', version: version.id, limit });
+  // A result made elsewhere (the Edit view's evaluate) gets its FP32 counterpart here.
+  useEffect(() => {
+    if (result && session.fp32_model && !fp32 && fp32Job.state === 'idle')
+      fp32Job.run({ kind: 'evaluate', model: session.fp32_model, limit: result.images });
+  }, [result && result.images, version.id]);
   return html`<div>
     <div class="page-head">
       <div><h1>Accuracy <small class="muted">${version.model} · v${version.id}</small></h1></div>
