@@ -257,7 +257,7 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
       await noErrors('upload');
     });
 
-    await step('residuals and sensitivity run as jobs', async () => {
+    await step('residuals, sensitivity and quantize run as jobs', async () => {
       await go(`#/residuals?v=${baseVersion}`);
       await page.locator('[data-testid=residuals-table] tbody tr').first().waitFor();
       await shot('residuals');
@@ -271,8 +271,14 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
       await shot('sensitivity');
       await page.click('[data-nav=quantize]');
       await page.locator('[data-testid=quantize-form]').waitFor();
+      await page.fill('input[name=name]', 'ui_quantized');
+      await page.fill('input[name=calib_count]', '100');
+      await page.locator('input[name=calib_count]').press('Tab');
+      await page.check('input[name=per_channel]');
+      await page.click('[data-testid=run-quantize]');
+      await page.locator('[data-testid=quantize-result]', { hasText: 'ui_quantized' }).waitFor({ timeout: 90_000 });
       await shot('quantize');
-      await noErrors('residuals, sensitivity');
+      await noErrors('residuals, sensitivity, quantize');
     });
 
     await step('after a restart the history is still there', async () => {

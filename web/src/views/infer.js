@@ -65,6 +65,7 @@ export function InferPage({ route, version, session }) {
   };
   const onFile = async (e) => {
     const file = e.currentTarget.files[0];
+    e.currentTarget.value = ''; // the same file picked again is a new upload
     if (!file) return;
     try {
       const png = await readFileAsBase64(file);
