@@ -31,8 +31,9 @@ export function qdqTensorOf(node, producers) {
 }
 
 export function layoutGraph(graph, quantByTensor) {
-  const g = new dagre.graphlib.Graph();
-  g.setGraph({ rankdir: 'TB', nodesep: 18, ranksep: 26, marginx: 20, marginy: 20 });
+  // Nodes of one layer sit in a cluster (a dagre compound node) drawn behind them.
+  const g = new dagre.graphlib.Graph({ compound: true });
+  g.setGraph({ rankdir: 'TB', nodesep: 18, ranksep: 30, marginx: 20, marginy: 24 });
   g.setDefaultEdgeLabel(() => ({}));
   const producers = new Map();
   for (const n of graph.nodes) for (const o of n.outputs) producers.set(o, n);
@@ -55,6 +56,11 @@ export function layoutGraph(graph, quantByTensor) {
     const box = { id, kind: 'op', node: n, title: n.op_type, sub, tensor, quant: q, width, height: sub ? 42 : 30 };
     boxes.push(box);
     g.setNode(id, box);
+    if (n.layer) {
+      const cluster = `layer:${n.layer}`;
+      if (!g.hasNode(cluster)) g.setNode(cluster, { layer: n.layer, paddingTop: 18, paddingLeft: 8, paddingRight: 8, paddingBottom: 8 });
+      g.setParent(id, cluster);
+    }
     n.__id = id;
   });
   const outputNames = (graph.outputs || []).map((o) => (typeof o === 'string' ? o : o.name));
@@ -84,9 +90,10 @@ export function layoutGraph(graph, quantByTensor) {
   }
   dagre.layout(g);
   const placed = boxes.map((b) => ({ ...b, ...g.node(b.id) }));
+  const clusters = g.nodes().filter((id) => id.startsWith('layer:')).map((id) => ({ id, ...g.node(id) }));
   const lines = g.edges().map((e) => ({ ...e, points: g.edge(e).points, value: g.edge(e).value }));
   const { width, height } = g.graph();
-  return { boxes: placed, lines, width, height };
+  return { boxes: placed, lines, clusters, width, height };
 }
 
 function GraphCanvas({ layout, selected, onSelect, onOpen }) {
@@ -136,6 +143,9 @@ function GraphCanvas({ layout, selected, onSelect, onOpen }) {
       <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
         <path d="M 0 0 L 10 5 L 0 10 z" fill="#8a94a0" /></marker></defs>
       <g transform=${`translate(${view.x},${view.y}) scale(${view.k})`}>
+        ${layout.clusters.map((c) => html`<g class="gcluster" onDblClick=${() => onOpen && onOpen({ node: { layer: c.layer } })}>
+          <rect x=${c.x - c.width / 2} y=${c.y - c.height / 2} width=${c.width} height=${c.height} rx="8" />
+          <text x=${c.x - c.width / 2 + 6} y=${c.y - c.height / 2 - 4}>${c.layer}</text></g>`)}
         ${layout.lines.map((l) => html`<path class="edge" d=${path(l.points)} marker-end="url(#arrow)"><title>${l.value}</title></path>`)}
         ${layout.boxes.map((b) => {
           const color = b.kind === 'io' ? '#1f2933' : OP_COLORS[b.title] || '#5b6770';
