@@ -230,17 +230,3 @@ export function sqnrFigure(layers, { title = 'SQNR per layer (higher is better)'
     layout: { title, yaxis: { title: { text: 'SQNR (dB)' } }, xaxis: { type: 'category', tickangle: -35 } },
   };
 }
-
-// Top-5 of both models as two horizontal bar groups.
-export function top5Figure(fp32, quantized, classes) {
-  const name = (t) => t.class || (classes && classes[t.index]) || String(t.index);
-  const trace = (top, label, color) => ({
-    type: 'bar', orientation: 'h', name: label,
-    y: (top || []).map(name), x: (top || []).map((t) => 100 * t.probability), marker: { color },
-    hovertemplate: '%{y}: %{x:.2f}%<extra>' + label + '</extra>',
-  });
-  return {
-    data: [trace(fp32, 'FP32', colors.fp32), trace(quantized, 'quantized', colors.quantized)],
-    layout: { barmode: 'group', xaxis: { range: [0, 100], ticksuffix: '%' }, yaxis: { autorange: 'reversed', type: 'category' }, margin: { l: 90, r: 16, t: 30, b: 30 } },
-  };
-}

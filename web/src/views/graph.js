@@ -7,7 +7,6 @@ import { api } from '../api.js';
 import { useApi } from '../hooks.js';
 import { Card, Loading } from '../components.js';
 import { navigate } from '../router.js';
-import { num } from '../format.js';
 import { quantTensors, paramsSummary } from '../quant.js';
 
 const OP_COLORS = {

@@ -6,8 +6,8 @@ import { api } from '../api.js';
 import { useApi } from '../hooks.js';
 import { Card, Loading, Empty } from '../components.js';
 import { Plot, histogramFigure, channelRangeFigure, heatmapFigure } from '../charts.js';
-import { navigate, href } from '../router.js';
-import { useStore, setState } from '../store.js';
+import { href } from '../router.js';
+import { useStore } from '../store.js';
 import { num, db, pct } from '../format.js';
 import { quantLayers } from '../quant.js';
 
