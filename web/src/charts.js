@@ -217,16 +217,22 @@ export function barFigure(categories, series, { title, yTitle, yRange, percent =
 }
 
 // Per-layer SQNR through the network: layers = [{layer, accumulated:{sqnr_db}, isolated:{sqnr_db}}].
-export function sqnrFigure(layers, { title = 'SQNR per layer (higher is better)' } = {}) {
+// With `reference` (the same shape, e.g. the base version) its accumulated SQNR is drawn dashed.
+export function sqnrFigure(layers, { title = 'SQNR per layer (higher is better)', reference, referenceName = 'base' } = {}) {
   if (!layers || !layers.length) return null;
   const names = layers.map((l) => l.layer || l.name);
-  const line = (key, name, color) => ({
+  const line = (rows, key, name, color, dash) => ({
     type: 'scatter', mode: 'lines+markers', name, x: names,
-    y: layers.map((l) => (l[key] ? finite(l[key].sqnr_db) : null)),
-    line: { color, width: 2 }, marker: { size: 7 },
+    y: names.map((n) => {
+      const l = rows.find((r) => (r.layer || r.name) === n);
+      return l && l[key] ? finite(l[key].sqnr_db) : null;
+    }),
+    line: { color, width: 2, dash }, marker: { size: dash ? 4 : 7 },
   });
+  const data = [line(layers, 'accumulated', 'accumulated', colors.quantized), line(layers, 'isolated', 'isolated', colors.fp32)];
+  if (reference && reference.length) data.push(line(reference, 'accumulated', `${referenceName} accumulated`, colors.muted, 'dash'));
   return {
-    data: [line('accumulated', 'accumulated', colors.quantized), line('isolated', 'isolated', colors.fp32)],
+    data,
     layout: { title, yaxis: { title: { text: 'SQNR (dB)' } }, xaxis: { type: 'category', tickangle: -35 } },
   };
 }

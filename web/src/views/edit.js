@@ -6,6 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useApi, useJob } from '../hooks.js';
 import { Card, Loading, JobStrip, AccuracyBadge, Empty } from '../components.js';
+import { Plot, sqnrFigure } from '../charts.js';
 import { useStore, setState, getState, reportError, versionById } from '../store.js';
 import { navigate, href } from '../router.js';
 import { num, pct, when } from '../format.js';
@@ -109,6 +110,9 @@ export function EditPage({ route, version, model, session, versions }) {
   const image = store.image;
   const quant = useApi(() => api.quant(version.id), [version.id]);
   const result = useApi(() => api.infer(version.id, image), [version.id, image]);
+  const baseId = model ? model.base_version : null;
+  const isBase = String(baseId) === String(version.id);
+  const baseResult = useApi(() => (baseId !== null && !isBase ? api.infer(baseId, image) : null), [baseId, image, isBase]);
   const [busy, setBusy] = useState(false);
   const total = session.data ? session.data.images : 1000;
   const evaluation = useJob(async (res) => {
@@ -165,6 +169,20 @@ export function EditPage({ route, version, model, session, versions }) {
     pushRedo([...redoStack, version.id]);
     go(model.base_version);
   };
+  // Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y) move through the versions like the buttons.
+  useEffect(() => {
+    const onKey = (e) => {
+      if (!(e.ctrlKey || e.metaKey) || busy) return;
+      if (e.target && ['INPUT', 'SELECT', 'TEXTAREA'].includes(e.target.tagName) && e.target.type !== 'range' && e.target.type !== 'checkbox') return;
+      const k = e.key.toLowerCase();
+      if (k === 'z' && !e.shiftKey) undo();
+      else if ((k === 'z' && e.shiftKey) || k === 'y') redo();
+      else return;
+      e.preventDefault();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  });
   const evaluate = (limit) => evaluation.run({ kind: 'evaluate', version: version.id, ...(limit ? { limit } : {}) });
   const lastEval = store.evaluations[version.id];
 
@@ -172,8 +190,8 @@ export function EditPage({ route, version, model, session, versions }) {
     <div class="page-head">
       <div><h1>Edit <small class="muted">${version.model} · v${version.id}${version.edits && version.edits.length ? ` · ${version.edits.length} edit(s)` : ' · base'}</small></h1></div>
       <div class="head-actions toolbar">
-        <button class="btn" onClick=${undo} disabled=${busy || version.parent === null || version.parent === undefined} data-testid="undo" title="back to the parent version">↶ Undo</button>
-        <button class="btn" onClick=${redo} disabled=${busy || !redoStack.length} data-testid="redo">↷ Redo</button>
+        <button class="btn" onClick=${undo} disabled=${busy || version.parent === null || version.parent === undefined} data-testid="undo" title="back to the parent version (Ctrl+Z)">↶ Undo</button>
+        <button class="btn" onClick=${redo} disabled=${busy || !redoStack.length} data-testid="redo" title="Ctrl+Shift+Z">↷ Redo</button>
         <button class="btn" onClick=${reset} disabled=${busy || !model || String(model.base_version) === String(version.id)} data-testid="reset">Reset</button>
         <a class="btn" href=${api.exportUrl(version.id)} download=${`${version.model}_v${version.id}.onnx`} data-testid="export">⇩ Export ONNX</a>
       </div>
@@ -198,6 +216,10 @@ export function EditPage({ route, version, model, session, versions }) {
             <img class="big-image" src=${api.imageUrl(image)} width="96" height="96" alt="current image" />
             ${result.data ? html`<${PredictionPanel} result=${result.data} classes=${session.data && session.data.classes} />` : html`<${Loading} />`}
           </div>
+        </${Card}>
+        <${Card} title=${`SQNR per layer on image ${image}`}>
+          <${Plot} testid="edit-sqnr" height=${230} figure=${result.data && sqnrFigure(result.data.layers, {
+            title: isBase ? '' : `dashed: base v${baseId}`, reference: baseResult.data && baseResult.data.layers, referenceName: `v${baseId}` })} />
         </${Card}>
         <${Card} title="Accuracy" testid="accuracy-card">
           <div class="acc-row">
