@@ -9,6 +9,7 @@ const state = {
   versions: [],        // GET /api/versions .versions
   redo: {},            // model id -> [version ids] undone, most recent last
   evaluations: {},     // version id -> evaluate job result
+  studies: {},         // "sensitivity:<v>", "compare:<v>" -> job result (kept while the page lives)
   image: 0,            // current data-set image (shared by infer, edit and layer detail)
   busy: 0,             // requests in flight that the user waits for
 };
@@ -56,4 +57,8 @@ export function versionById(id) {
 
 export function modelById(id) {
   return (state.session && state.session.models.find((m) => m.id === id)) || null;
+}
+
+export function saveStudy(key, result) {
+  setState({ studies: { ...state.studies, [key]: result } });
 }

@@ -6,7 +6,7 @@ import { api } from '../api.js';
 import { useApi, useJob } from '../hooks.js';
 import { Card, DataTable, Loading, JobStrip } from '../components.js';
 import { navigate, href } from '../router.js';
-import { useStore } from '../store.js';
+import { useStore, saveStudy } from '../store.js';
 import { num, db } from '../format.js';
 import { quantTensors, paramsSummary } from '../quant.js';
 
@@ -52,17 +52,21 @@ export function LayersView({ rows, version, image, scope, actions }) {
 }
 
 export function LayersPage({ version }) {
-  const { image } = useStore();
+  const { image, studies } = useStore();
   const quant = useApi(() => api.quant(version.id), [version.id]);
   const infer = useApi(() => api.infer(version.id, image), [version.id, image]);
   // Optional: the same metrics pooled over the first 100 images (a compare job).
-  const [compared, setCompared] = useState(null);
-  const job = useJob((res) => setCompared({ version: version.id, result: res }));
-  const wide = compared && compared.version === version.id ? compared.result : null;
+  const key = `compare:${version.id}`;
+  const [showWide, setShowWide] = useState(true);
+  const job = useJob((res) => {
+    saveStudy(key, res);
+    setShowWide(true);
+  });
+  const wide = showWide ? studies[key] || null : null;
   if (!quant.data) return html`<${Loading} what="quantized tensors" />`;
   const actions = html`<button class="btn small" disabled=${job.running} data-testid="compare-100"
       onClick=${() => job.run({ kind: 'compare', version: version.id, limit: 100 })}>Measure on 100 images</button>
-    ${wide ? html`<button class="btn small" onClick=${() => setCompared(null)}>Back to image ${image}</button>` : null}`;
+    ${studies[key] ? html`<button class="btn small" onClick=${() => setShowWide(!showWide)}>${showWide ? `Show image ${image}` : `Show ${studies[key].images} images`}</button>` : null}`;
   return html`<div>
     <${JobStrip} job=${job} label="compare" />
     <${LayersView} rows=${layerRows(quant.data, wide || infer.data)} version=${version} image=${image}

@@ -6,6 +6,7 @@ import { useJob } from '../hooks.js';
 import { Card, JobStrip, DataTable, Empty, Stat } from '../components.js';
 import { Plot, barFigure, colors } from '../charts.js';
 import { pct } from '../format.js';
+import { useStore, saveStudy } from '../store.js';
 
 const BIT_COLORS = ['#9ecae9', '#6baed6', '#3182bd', '#08519c', '#08306b'];
 
@@ -42,8 +43,10 @@ export function SensitivityView({ result }) {
 export function SensitivityPage({ version }) {
   const [limit, setLimit] = useState(200);
   const [bits, setBits] = useState('2,4,6,8');
-  const [result, setResult] = useState(null);
-  const job = useJob((res) => setResult(res));
+  const store = useStore();
+  const key = `sensitivity:${version.id}`;
+  const result = store.studies[key] || null;
+  const job = useJob((res) => saveStudy(key, res));
   const run = () => {
     const list = bits.split(',').map((b) => Number(b.trim())).filter((b) => b);
     job.run({ kind: 'sensitivity', version: version.id, limit, options: { bits: list } });
