@@ -433,7 +433,9 @@ void Playground::load_history() {
         std::cerr << "qplay: warning: history: version " << v.id << " dropped: " << e.what() << "\n";
         continue;
       }
-      for (const auto& [k, a] : jv.value("accuracy", json::object()).items())
+      // Named first: a range-for over value(...).items() would iterate a destroyed temporary.
+      const json accuracy = jv.value("accuracy", json::object());
+      for (const auto& [k, a] : accuracy.items())
         v.accuracy[std::stoll(k)] = {a.at("images").get<int64_t>(), a.at("correct").get<int64_t>(),
                                      a.value("source", "")};
       versions_[v.id] = v;
