@@ -101,7 +101,10 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
   page.setDefaultTimeout(STEP_TIMEOUT);
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  const shot = async (name) => page.screenshot({ path: path.join(outDir, `${name}.png`) });
+  const shot = async (name, options = {}) => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(outDir, `${name}.png`), ...options });
+  };
   const bannerErrors = () => page.$$eval('.error-text', (els) => els.map((e) => e.textContent));
   const noErrors = async (step) => {
     const shown = await bannerErrors();
@@ -211,7 +214,10 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
       editedAccuracy = await page.locator('[data-testid=last-evaluation] b').innerText();
       assert.notEqual(editedAccuracy, baseAccuracy, `accuracy changed after the edit (base ${baseAccuracy})`);
       await page.locator(`[data-testid=history] tr[data-version="${editedVersion}"]`, { hasText: editedAccuracy }).waitFor();
+      await page.locator('[data-testid=edit-sqnr] .main-svg').first().waitFor();
+      await page.setViewportSize({ width: 1440, height: 1200 }); // the whole edit view in one picture
       await shot('edit');
+      await page.setViewportSize({ width: 1440, height: 900 });
       await noErrors('evaluate');
     });
 

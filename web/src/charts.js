@@ -36,8 +36,8 @@ const baseLayout = {
   plot_bgcolor: '#ffffff',
   margin: { l: 56, r: 16, t: 44, b: 48 },
   legend: { orientation: 'h', y: 1.12, x: 0 },
-  xaxis: { gridcolor: '#eef1f4', zerolinecolor: '#d5dae0' },
-  yaxis: { gridcolor: '#eef1f4', zerolinecolor: '#d5dae0' },
+  xaxis: { gridcolor: '#eef1f4', zerolinecolor: '#d5dae0', automargin: true },
+  yaxis: { gridcolor: '#eef1f4', zerolinecolor: '#d5dae0', automargin: true },
   hoverlabel: { font: { size: 12 } },
 };
 

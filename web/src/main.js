@@ -7,4 +7,6 @@ import { reportError } from './store.js';
 window.addEventListener('unhandledrejection', (e) => reportError(e.reason));
 window.addEventListener('error', (e) => reportError(e.error || e.message));
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = ''; // drop the "Loading qplay…" placeholder
+render(html`<${App} />`, root);

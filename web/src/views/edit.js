@@ -92,14 +92,13 @@ export function HistoryTable({ versions, current, model, onPick }) {
   const list = versions.filter((v) => v.model === model).slice().reverse();
   return html`<div class="table-scroll history" data-testid="history">
     <table class="data compact">
-      <thead><tr><th>version</th><th>parent</th><th>edits</th><th>accuracy</th><th>created</th></tr></thead>
+      <thead><tr><th>version</th><th>parent</th><th>edits</th><th>accuracy</th></tr></thead>
       <tbody>${list.map((v) => html`<tr class=${`clickable ${String(v.id) === String(current) ? 'current' : ''}`} data-version=${v.id}
           onClick=${() => onPick(v.id)}>
-        <td>v${v.id}${v.parent === null || v.parent === undefined ? html` <span class="tag">base</span>` : null}</td>
+        <td title=${`created ${when(v.created)}`}>v${v.id}${v.parent === null || v.parent === undefined ? html` <span class="tag">base</span>` : null}</td>
         <td>${v.parent === null || v.parent === undefined ? '–' : `v${v.parent}`}</td>
         <td class="edits-cell" title=${(v.edits || []).join('\n')}>${v.edits && v.edits.length ? html`${v.edits.length}: <code>${v.edits[v.edits.length - 1]}</code>` : html`<span class="muted">none</span>`}</td>
         <td><${AccuracyBadge} accuracy=${v.accuracy} /></td>
-        <td class="muted small">${when(v.created)}</td>
       </tr>`)}</tbody>
     </table>
   </div>`;
@@ -218,7 +217,7 @@ export function EditPage({ route, version, model, session, versions }) {
           </div>
         </${Card}>
         <${Card} title=${`SQNR per layer on image ${image}`}>
-          <${Plot} testid="edit-sqnr" height=${230} figure=${result.data && sqnrFigure(result.data.layers, {
+          <${Plot} testid="edit-sqnr" height=${270} figure=${result.data && sqnrFigure(result.data.layers, {
             title: isBase ? '' : `dashed: base v${baseId}`, reference: baseResult.data && baseResult.data.layers, referenceName: `v${baseId}` })} />
         </${Card}>
         <${Card} title="Accuracy" testid="accuracy-card">
@@ -231,8 +230,7 @@ export function EditPage({ route, version, model, session, versions }) {
             ${total > 1000 ? html`<button class="btn" disabled=${evaluation.running} onClick=${() => evaluate(null)} data-testid="evaluate-all">Evaluate all ${total.toLocaleString()}</button>` : null}
           </div>
           <${JobStrip} job=${evaluation} label="evaluation" testid="evaluate-job" />
-          ${lastEval ? html`<div class="small" data-testid="last-evaluation">last run: <b>${pct(lastEval.accuracy)}</b> (${lastEval.correct}/${lastEval.images} images),
-            ${(lastEval.flipped || []).length} flipped vs FP32 · <a href=${href('accuracy', { v: version.id })}>per class →</a></div>` : null}
+          ${lastEval ? html`<div class="small" data-testid="last-evaluation">last run: <b>${pct(lastEval.accuracy)}</b> (${lastEval.correct}/${lastEval.images} images)${' · '}${(lastEval.flipped || []).length} flipped vs FP32 · <a href=${href('accuracy', { v: version.id })}>per class →</a></div>` : null}
         </${Card}>
         <${Card} title="Version history">
           <${HistoryTable} versions=${versions} current=${version.id} model=${version.model} onPick=${(v) => go(v)} />
