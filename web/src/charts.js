@@ -138,6 +138,8 @@ export function histogramFigure(hist, { title, logY = true } = {}) {
         const r = s * (q - z);
         if (r >= lo && r <= hi) shapes.push({ ...vline(r, colors.grid, 'dot'), line: { color: colors.grid, width: 0.6, dash: 'dot' } });
       }
+    } else if (title) {
+      title = `${title.replace(/ \(dotted: grid, /, ' (')} — grid step ${Number(s.toPrecision(3))}: ${Math.round(steps)} codes in view, too fine to draw`;
     }
   }
   return {
