@@ -12,6 +12,11 @@ const BIT_COLORS = ['#9ecae9', '#6baed6', '#3182bd', '#08519c', '#08306b'];
 
 export function SensitivityView({ result }) {
   const names = result.layers.map((l) => l.name);
+  // The interesting part is the top of the scale: start the axis a little below the lowest bar.
+  const low = (values) => {
+    const v = values.filter((x) => x !== null && x !== undefined);
+    return v.length ? [Math.max(0, Math.floor(Math.min(...v) * 100 - 3)), 100] : [0, 100];
+  };
   const bits = result.layers.length && result.layers[0].weight_bits ? result.layers[0].weight_bits.map((b) => b.bits) : [];
   const columns = [
     { key: 'name', label: 'layer' },
@@ -31,7 +36,8 @@ export function SensitivityView({ result }) {
       <${Plot} testid="sensitivity-chart" figure=${barFigure(names, [
         { name: 'only this layer quantized', values: result.layers.map((l) => l.only_this_quantized), color: colors.quantized },
         { name: 'all but this layer quantized', values: result.layers.map((l) => l.all_but_this_quantized), color: colors.fp32 },
-      ], { percent: true, yTitle: 'accuracy' })} height=${320} />
+      ], { percent: true, yTitle: 'accuracy', yRange: low(result.layers.flatMap((l) => [l.only_this_quantized, l.all_but_this_quantized])) })} height=${320} />
+      <p class="muted small">the axis starts just below the lowest bar; FP32 ${pct(result.fp32_accuracy)}, fully quantized ${pct(result.quantized_accuracy)}.</p>
     </${Card}>
     ${bits.length ? html`<${Card} title="Accuracy with this layer's weights narrowed">
       <${Plot} figure=${barFigure(names, bits.map((b, i) => ({ name: `${b} bits`, values: result.layers.map((l) => l.weight_bits[i] ? l.weight_bits[i].accuracy : null), color: BIT_COLORS[i % BIT_COLORS.length] })), { percent: true, yTitle: 'accuracy' })} height=${320} />
