@@ -52,8 +52,11 @@ function mergeLayout(layout) {
   };
 }
 
-export function Plot({ figure, height = 300, testid }) {
+// onClick(point) gets Plotly's clicked point ({x, y, curveNumber, ...}).
+export function Plot({ figure, height = 300, testid, onClick }) {
   const ref = useRef(null);
+  const clickRef = useRef(onClick);
+  clickRef.current = onClick;
   useEffect(() => {
     let live = true;
     if (!figure) return undefined;
@@ -63,6 +66,10 @@ export function Plot({ figure, height = 300, testid }) {
         displaylogo: false,
         responsive: true,
         modeBarButtonsToRemove: ['select2d', 'lasso2d', 'autoScale2d'],
+      }).then((el) => {
+        if (el.__qplayClick) return;
+        el.__qplayClick = true;
+        el.on('plotly_click', (ev) => clickRef.current && ev.points && ev.points[0] && clickRef.current(ev.points[0]));
       });
     });
     return () => {

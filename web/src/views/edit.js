@@ -217,7 +217,7 @@ export function EditPage({ route, version, model, session, versions }) {
           </div>
         </${Card}>
         <${Card} title=${`SQNR per layer on image ${image}`}>
-          <${Plot} testid="edit-sqnr" height=${270} figure=${result.data && sqnrFigure(result.data.layers, {
+          <${Plot} testid="edit-sqnr" height=${270} onClick=${(p) => go(version.id, { layer: p.x })} figure=${result.data && sqnrFigure(result.data.layers, {
             title: isBase ? '' : `dashed: base v${baseId}`, reference: baseResult.data && baseResult.data.layers, referenceName: `v${baseId}` })} />
         </${Card}>
         <${Card} title="Accuracy" testid="accuracy-card">

@@ -44,9 +44,10 @@ export function InferView({ result, classes, imageSrc, version }) {
       </div>
     </${Card}>
     <${Card} title="Per-layer SQNR through the network">
-      <${Plot} testid="sqnr-chart" figure=${result && sqnrFigure(result.layers)} height=${300} />
+      <${Plot} testid="sqnr-chart" figure=${result && sqnrFigure(result.layers)} height=${300}
+        onClick=${(p) => navigate('layer', { v: version.id, image: result.image ?? undefined }, p.x)} />
       <p class="muted small">accumulated: the error carried from the input up to this layer; isolated: this layer alone.
-        Click a layer in the Layers view for its histograms.</p>
+        Click a point to open that layer's histograms.</p>
     </${Card}>
   </div>`;
 }
