@@ -29,7 +29,7 @@ if(CMAKE_SCRIPT_MODE_FILE)
       "run make deps (or: npm install --ignore-scripts --no-audit --no-fund) in ${SOURCE_DIR}")
   endif()
   file(MAKE_DIRECTORY "${OUTPUT_DIR}/vendor")
-  file(COPY "${SOURCE_DIR}/web/" DESTINATION "${OUTPUT_DIR}" PATTERN "*.md" EXCLUDE)
+  file(COPY "${SOURCE_DIR}/web/" DESTINATION "${OUTPUT_DIR}" PATTERN "*.md" EXCLUDE PATTERN "package.json" EXCLUDE)
   foreach(entry IN LISTS QPLAY_WEB_VENDOR_FILES)
     string(REPLACE "|" ";" pair "${entry}")
     list(GET pair 0 from)
@@ -53,3 +53,6 @@ set_tests_properties(web_playground PROPERTIES
   ENVIRONMENT "QPLAY_BINARY=$<TARGET_FILE:qplay>;QPLAY_WEB_DIR=${CMAKE_BINARY_DIR}/web;QPLAY_WEB_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output/web;QPLAY_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
   TIMEOUT 300
   RUN_SERIAL TRUE)
+
+# Plain-data modules of the UI (routing, formatting, figure builders) under node, no browser.
+add_test(NAME web_units COMMAND node --test ${CMAKE_SOURCE_DIR}/tests/web/units.test.mjs)
