@@ -15,6 +15,14 @@ export function Loading({ what = '' }) {
   return html`<div class="loading"><span class="spinner"></span> Loading${what ? ` ${what}` : ''}…</div>`;
 }
 
+// What a view shows while a useApi() result has no data: a spinner, or, once the request
+// failed, a pointer to the error banner (the message itself is shown there).
+export function Pending({ query, what = '' }) {
+  if (query && query.error && !query.loading)
+    return html`<div class="empty" data-testid="load-failed">Could not load ${what}: see the message above.</div>`;
+  return html`<${Loading} what=${what} />`;
+}
+
 export function Empty({ children }) {
   return html`<div class="empty">${children}</div>`;
 }

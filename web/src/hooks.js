@@ -1,4 +1,4 @@
-// Data loading for views: useApi(() => api.x(...), [deps]) → {data, loading, reload}.
+// Data loading for views: useApi(() => api.x(...), [deps]) → {data, loading, error, reload}.
 // Failures go to the one error banner (store.reportError); data stays the last good value.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { reportError } from './store.js';
@@ -7,6 +7,7 @@ import { followJob, api } from './api.js';
 export function useApi(load, deps) {
   const [data, setData] = useState(null);
   const [loading, setLoading] = useState(false);
+  const [error, setError] = useState(null);
   const [tick, setTick] = useState(0);
   useEffect(() => {
     let live = true;
@@ -16,16 +17,17 @@ export function useApi(load, deps) {
       return undefined;
     }
     setLoading(true);
+    setError(null);
     promise.then(
       (d) => live && (setData(d), setLoading(false)),
-      (e) => live && (reportError(e), setLoading(false)),
+      (e) => live && (reportError(e), setError(e), setLoading(false)),
     );
     return () => {
       live = false;
     };
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { data, loading, reload };
+  return { data, loading, error, reload };
 }
 
 // A background job (POST /api/jobs) followed through its SSE stream.

@@ -5,7 +5,7 @@ import { html } from '../html.js';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useApi, useJob } from '../hooks.js';
-import { Card, Loading, JobStrip, AccuracyBadge, Empty } from '../components.js';
+import { Card, Pending, JobStrip, AccuracyBadge, Empty } from '../components.js';
 import { Plot, sqnrFigure } from '../charts.js';
 import { useStore, setState, getState, reportError, versionById } from '../store.js';
 import { navigate, href } from '../router.js';
@@ -198,11 +198,11 @@ export function EditPage({ route, version, model, session, versions }) {
     <div class="edit-grid">
       <${Card} title="Layers" class="edit-layers">
         ${quant.data ? html`<${LayerPicker} layers=${layers} current=${layer} tensorsByLayer=${tensorsByLayer}
-          onPick=${(l) => go(version.id, { layer: l })} />` : html`<${Loading} />`}
+          onPick=${(l) => go(version.id, { layer: l })} />` : html`<${Pending} query=${quant} what="layers" />`}
       </${Card}>
       <${Card} title=${layer ? `Layer ${layer}` : 'Layer'} class="edit-controls"
           actions=${layer ? html`<a href=${href('layer', { v: version.id, image }, layer)}>histograms →</a>` : null}>
-        ${!quant.data ? html`<${Loading} />` : html`
+        ${!quant.data ? html`<${Pending} query=${quant} what="tensors" />` : html`
           <label class="row bypass"><input type="checkbox" checked=${bypassed} disabled=${busy} onChange=${toggleBypass} data-testid="bypass" />
             run this layer in FP32 (bypass its quantization)</label>
           ${(tensorsByLayer.get(layer) || []).length ? (tensorsByLayer.get(layer) || []).map((q) => html`<${TensorEditor} key=${q.tensor} q=${q} commit=${commit} busy=${busy} />`)
@@ -213,7 +213,7 @@ export function EditPage({ route, version, model, session, versions }) {
         <${Card} title=${`Image ${image}`} actions=${html`<a href=${href('infer', { v: version.id, image })}>change image →</a>`}>
           <div class="infer-head">
             <img class="big-image" src=${api.imageUrl(image)} width="96" height="96" alt="current image" />
-            ${result.data ? html`<${PredictionPanel} result=${result.data} classes=${session.data && session.data.classes} />` : html`<${Loading} />`}
+            ${result.data ? html`<${PredictionPanel} result=${result.data} classes=${session.data && session.data.classes} />` : html`<${Pending} query=${result} what="the prediction" />`}
           </div>
         </${Card}>
         <${Card} title=${`SQNR per layer on image ${image}`}>

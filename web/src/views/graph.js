@@ -5,7 +5,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import dagre from 'dagre';
 import { api } from '../api.js';
 import { useApi } from '../hooks.js';
-import { Card, Loading } from '../components.js';
+import { Card, Pending } from '../components.js';
 import { navigate } from '../router.js';
 import { quantTensors, paramsSummary } from '../quant.js';
 
@@ -214,6 +214,7 @@ export function GraphView({ graph, quant, version }) {
 export function GraphPage({ version }) {
   const graph = useApi(() => api.graph(version.model), [version.model]);
   const quant = useApi(() => api.quant(version.id), [version.id]);
-  if (!graph.data || !quant.data) return html`<${Loading} what="graph" />`;
+  if (!graph.data) return html`<${Pending} query=${graph} what="the graph" />`;
+  if (!quant.data) return html`<${Pending} query=${quant} what="the quantization parameters" />`;
   return html`<${GraphView} graph=${graph.data} quant=${quant.data} version=${version} />`;
 }

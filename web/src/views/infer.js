@@ -4,7 +4,7 @@ import { html } from '../html.js';
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useApi } from '../hooks.js';
-import { Card, Loading, Thumb } from '../components.js';
+import { Card, Pending, Thumb } from '../components.js';
 import { Plot, sqnrFigure } from '../charts.js';
 import { useStore, setState, reportError } from '../store.js';
 import { navigate } from '../router.js';
@@ -81,9 +81,9 @@ export function InferPage({ route, version, session }) {
     <${Card} title="Images" actions=${html`<label class="btn small">Upload PNG/JPEG…
         <input type="file" accept="image/png,image/jpeg" hidden onChange=${onFile} data-testid="upload-image" /></label>`}>
       ${images.data ? html`<${Gallery} images=${images.data.images} total=${images.data.total} offset=${offset} setOffset=${setOffset}
-        selected=${upload ? null : image} onPick=${pick} />` : html`<${Loading} what="images" />`}
+        selected=${upload ? null : image} onPick=${pick} />` : html`<${Pending} query=${images} what="images" />`}
     </${Card}>
     ${shown ? html`<${InferView} result=${shown} classes=${session.data && session.data.classes}
-        imageSrc=${upload ? upload.url : api.imageUrl(image)} version=${version} />` : html`<${Loading} what="inference" />`}
+        imageSrc=${upload ? upload.url : api.imageUrl(image)} version=${version} />` : html`<${Pending} query=${result} what="the prediction" />`}
   </div>`;
 }

@@ -4,7 +4,7 @@ import { html } from '../html.js';
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useApi } from '../hooks.js';
-import { Card, Loading, Empty } from '../components.js';
+import { Card, Pending, Empty } from '../components.js';
 import { Plot, histogramFigure, channelRangeFigure, heatmapFigure } from '../charts.js';
 import { href } from '../router.js';
 import { useStore } from '../store.js';
@@ -105,7 +105,7 @@ export function LayerPage({ route, version }) {
   if (!layerName) {
     return html`<${Card} title="Layer detail"><p>Pick a layer:</p><ul class="plain">${layers.map((l) => html`<li><a href=${href('layer', { v: version.id }, l)}>${l}</a></li>`)}</ul></${Card}>`;
   }
-  if (!detail.data) return html`<${Loading} what=${`layer ${layerName}`} />`;
+  if (!detail.data) return html`<${Pending} query=${detail} what=${`layer ${layerName}`} />`;
   const shown = actScope !== 'image' && wide.data ? { ...detail.data, activation: wide.data.activation } : detail.data;
   return html`<${LayerView} detail=${shown} version=${version} image=${image} layers=${layers}
     actScope=${actScope} setActScope=${setActScope} />`;

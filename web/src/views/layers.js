@@ -4,7 +4,7 @@ import { html } from '../html.js';
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useApi, useJob } from '../hooks.js';
-import { Card, DataTable, Loading, JobStrip } from '../components.js';
+import { Card, DataTable, Pending, JobStrip } from '../components.js';
 import { navigate, href } from '../router.js';
 import { useStore, saveStudy } from '../store.js';
 import { num, db } from '../format.js';
@@ -63,7 +63,7 @@ export function LayersPage({ version }) {
     setShowWide(true);
   });
   const wide = showWide ? studies[key] || null : null;
-  if (!quant.data) return html`<${Loading} what="quantized tensors" />`;
+  if (!quant.data) return html`<${Pending} query=${quant} what="quantized tensors" />`;
   const actions = html`<button class="btn small" disabled=${job.running} data-testid="compare-100"
       onClick=${() => job.run({ kind: 'compare', version: version.id, limit: 100 })}>Measure on 100 images</button>
     ${studies[key] ? html`<button class="btn small" onClick=${() => setShowWide(!showWide)}>${showWide ? `Show image ${image}` : `Show ${studies[key].images} images`}</button>` : null}`;
