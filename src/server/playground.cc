@@ -275,7 +275,8 @@ json edit_json(const Edit& e) {
   return {{"kind", edit_kind_name(e.kind)}, {"target", e.target}, {"channel", e.channel}, {"value", e.value}};
 }
 
-// --------------------------------------------------------------------------------------------- Jobs
+// ---------------------------------------------------------------------------------------------
+// Jobs
 
 bool Job::finished() const { return state != "running"; }
 
@@ -293,7 +294,8 @@ json Job::to_json() const {
   return to_json_locked();
 }
 
-// --------------------------------------------------------------------------------------------- Loading
+// ---------------------------------------------------------------------------------------------
+// Loading
 
 Playground::Playground(PlaygroundOptions options) : options_(std::move(options)) {
   if (options_.models.empty()) throw Error("no models given");
@@ -545,7 +547,8 @@ const std::vector<int>& Playground::fp32_predictions() const {
   return fp32_predictions_;
 }
 
-// --------------------------------------------------------------------------------------------- Lookups
+// ---------------------------------------------------------------------------------------------
+// Lookups
 
 std::shared_ptr<const ModelEntry> Playground::model_locked(const std::string& id) const {
   auto it = models_.find(id);
@@ -604,8 +607,30 @@ std::shared_ptr<const VersionRuntime> Playground::runtime(int64_t version) const
   return rt;
 }
 
-// --------------------------------------------------------------------------------------------- Session,
-// graph, versions
+std::shared_ptr<const Comparison> Playground::image_comparison(const VersionRuntime& rt, int64_t image) const {
+  constexpr size_t kKept = 64;  // ~14 layers of metrics each: small
+  const std::pair<int64_t, int64_t> key{rt.version, image};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = comparisons_.find(key);
+    if (it != comparisons_.end()) return it->second;
+  }
+  CompareOptions co;
+  co.image = image;
+  co.batch = 1;
+  co.threads = 1;
+  auto c = std::make_shared<const Comparison>(compare_models(fp32_model()->graph, rt.graph, data_, co));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (comparisons_.emplace(key, c).second) comparison_order_.push_back(key);
+  while (comparison_order_.size() > kKept) {
+    comparisons_.erase(comparison_order_.front());
+    comparison_order_.erase(comparison_order_.begin());
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session, graph, versions
 
 json Playground::session_json() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -854,8 +879,8 @@ json Playground::residuals(int64_t version, int64_t limit) const {
   return j;
 }
 
-// --------------------------------------------------------------------------------------------- Images and
-// inference
+// ---------------------------------------------------------------------------------------------
+// Images and inference
 
 json Playground::images_json(int64_t offset, int64_t limit) const {
   if (offset < 0 || offset > data_.size())
@@ -948,12 +973,17 @@ json Playground::infer(const json& request) const {
   out["layers"] = json::array();
   if (quantized_exec) {
     out["quantized"] = prediction_json(run(*quantized_exec));
-    CompareOptions co;
-    co.image = 0;
-    co.batch = 1;
-    co.threads = 1;
-    const Comparison c = compare_models(fp32->graph, quantized_graph, one, co);
-    for (const auto& l : c.layers)
+    std::shared_ptr<const Comparison> comparison;
+    if (rt && !image.is_null()) {
+      comparison = image_comparison(*rt, image.get<int64_t>());
+    } else {
+      CompareOptions co;
+      co.image = 0;
+      co.batch = 1;
+      co.threads = 1;
+      comparison = std::make_shared<const Comparison>(compare_models(fp32->graph, quantized_graph, one, co));
+    }
+    for (const auto& l : comparison->layers)
       out["layers"].push_back(
           {{"layer", l.name},
            {"kind", l.kind},
@@ -993,12 +1023,7 @@ json Playground::layer_json(int64_t version, const std::string& layer_name, int6
   // Metrics of this layer on image k.
   out["metrics"] = nullptr;
   if (image >= 0) {
-    CompareOptions co;
-    co.image = image;
-    co.batch = 1;
-    co.threads = 1;
-    const Comparison c = compare_models(fp32->graph, rt->graph, data_, co);
-    for (const auto& l : c.layers)
+    for (const auto& l : image_comparison(*rt, image)->layers)
       if (l.name == layer.name)
         out["metrics"] = {{"fp32_layer", l.fp32_name},
                           {"accumulated", error_metrics_json(l.accumulated)},
@@ -1129,7 +1154,8 @@ json Playground::add_model(const std::string& bytes, const std::string& name) {
   return out;
 }
 
-// --------------------------------------------------------------------------------------------- Jobs
+// ---------------------------------------------------------------------------------------------
+// Jobs
 
 namespace {
 

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "analysis/compare.h"
 #include "analysis/edits.h"
 #include "analysis/layers.h"
 #include "analysis/reevaluate.h"
@@ -147,6 +148,9 @@ class Playground {
   const Version& version_locked(int64_t id) const;
   std::shared_ptr<const VersionRuntime> runtime(int64_t version) const;
   std::shared_ptr<const BaseCache> cache_of(const std::string& model) const;
+  // compare_models of a version against the FP32 model on one data-set image, kept for the
+  // requests that follow (inference, then the layers of the same image).
+  std::shared_ptr<const Comparison> image_comparison(const VersionRuntime& rt, int64_t image) const;
   std::shared_ptr<const ModelEntry> fp32_model() const;
   nlohmann::json version_json_locked(const Version& v) const;
   std::vector<Edit> parse_edits(const nlohmann::json& edits) const;
@@ -179,6 +183,8 @@ class Playground {
   std::map<std::string, std::string> cache_state_;                             // building | ready | failed: message
   mutable std::map<int64_t, std::shared_ptr<const VersionRuntime>> runtimes_;  // small, recently used
   mutable std::vector<int64_t> runtime_order_;
+  mutable std::map<std::pair<int64_t, int64_t>, std::shared_ptr<const Comparison>> comparisons_;  // (version, image)
+  mutable std::vector<std::pair<int64_t, int64_t>> comparison_order_;
   std::map<int64_t, std::shared_ptr<Job>> jobs_;
   int64_t next_job_ = 1;
   std::vector<std::thread> threads_;  // cache builders and jobs
