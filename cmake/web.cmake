@@ -50,7 +50,7 @@ add_custom_target(qplay_web ALL
 # when Chromium or node_modules is missing: `make deps` installs both.
 add_test(NAME web_playground COMMAND node ${CMAKE_SOURCE_DIR}/tests/web/playground.test.mjs)
 set_tests_properties(web_playground PROPERTIES
-  ENVIRONMENT "QPLAY_BINARY=$<TARGET_FILE:qplay>;QPLAY_WEB_DIR=${CMAKE_BINARY_DIR}/web;QPLAY_WEB_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output/web;QPLAY_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+  ENVIRONMENT "QPLAY_BINARY=$<TARGET_FILE:qplay>;QPLAY_WEB_DIR=${CMAKE_BINARY_DIR}/web;QPLAY_WEB_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output/web"
   TIMEOUT 300
   RUN_SERIAL TRUE)
 
