@@ -149,16 +149,17 @@ function GraphCanvas({ layout, selected, onSelect, onOpen }) {
         ${layout.boxes.map((b) => {
           const color = b.kind === 'io' ? '#1f2933' : OP_COLORS[b.title] || '#5b6770';
           const isSel = selected && selected.id === b.id;
-          return html`<g class="gnode ${b.node && b.node.layer ? 'has-layer' : ''} ${isSel ? 'selected' : ''}"
+          const edited = b.quant && b.quant.edited;
+          return html`<g class="gnode ${b.node && b.node.layer ? 'has-layer' : ''} ${isSel ? 'selected' : ''} ${edited ? 'edited' : ''}"
               transform=${`translate(${b.x - b.width / 2},${b.y - b.height / 2})`} data-node=${b.node ? b.node.name : b.id}
               onClick=${() => !(drag.current && drag.current.moved) && onSelect(b)}
               onDblClick=${() => onOpen && onOpen(b)}>
-            <rect width=${b.width} height=${b.height} rx="5" fill="#fff" stroke=${color} stroke-width=${isSel ? 3 : 1.4} />
+            <rect width=${b.width} height=${b.height} rx="5" fill=${edited ? '#fff6d6' : '#fff'} stroke=${color} stroke-width=${isSel ? 3 : 1.4} />
             <rect width=${b.width} height="17" rx="5" fill=${color} />
             <rect y="12" width=${b.width} height="5" fill=${color} />
             <text x=${b.width / 2} y="12.5" class="gtitle">${b.title}</text>
             ${b.sub ? html`<text x=${b.width / 2} y=${b.kind === 'io' ? 29 : 33} class="gsub">${b.sub}</text>` : null}
-            <title>${b.node ? `${b.node.name}${b.node.layer ? ` (layer ${b.node.layer})` : ''}` : b.sub}</title>
+            <title>${b.node ? `${b.node.name}${b.node.layer ? ` (layer ${b.node.layer})` : ''}${edited ? ' — edited in this version' : ''}` : b.sub}</title>
           </g>`;
         })}
       </g>
@@ -201,7 +202,8 @@ export function GraphView({ graph, quant, version }) {
   for (const n of graph.nodes) counts[n.op_type] = (counts[n.op_type] || 0) + 1;
   return html`<div class="graph-layout">
     <${Card} title=${`${version.model} · v${version.id}`} class="graph-card"
-      actions=${html`<span class="muted">${graph.nodes.length} nodes · ${Object.entries(counts).map(([k, c]) => `${k} ${c}`).join(' · ')}</span>`}>
+      actions=${html`<span class="muted">${graph.nodes.length} nodes · ${Object.entries(counts).map(([k, c]) => `${k} ${c}`).join(' · ')}
+        ${(version.edits || []).length ? ' · yellow: parameters edited in this version' : ''}</span>`}>
       <${GraphCanvas} layout=${layout} selected=${selected} onSelect=${select}
         onOpen=${(b) => b.node && b.node.layer && navigate('layer', { v: version.id }, b.node.layer)} />
     </${Card}>
