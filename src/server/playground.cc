@@ -391,7 +391,7 @@ std::string Playground::unique_model_id_locked(const std::string& wanted) const 
   while (!base.empty() && base[0] == '.') base.erase(0, 1);
   if (base.empty()) base = "model";
   std::string id = base;
-  for (int k = 2; models_.count(id); ++k) id = base + "_" + std::to_string(k);
+  for (int k = 2; models_.count(id) || reserved_ids_.count(id); ++k) id = base + "_" + std::to_string(k);
   return id;
 }
 
@@ -1121,16 +1121,24 @@ json Playground::add_model(const std::string& bytes, const std::string& name) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     id = unique_model_id_locked(name.empty() ? "upload" : fs::path(name).stem().string());
+    reserved_ids_.insert(id);  // a concurrent upload of the same name picks another id (and file)
   }
-  const fs::path path = fs::path(options_.workspace) / "models" / (id + ".onnx");
-  write_file_atomically(path, bytes);
-  auto entry = make_entry(g, path.string(), id);
+  std::shared_ptr<ModelEntry> entry;
+  try {
+    // Absolute, so the history still finds the file when the server starts from another directory.
+    const fs::path path = fs::absolute(fs::path(options_.workspace) / "models" / (id + ".onnx"));
+    write_file_atomically(path, bytes);
+    entry = make_entry(g, path.string(), id);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    reserved_ids_.erase(id);
+    throw;
+  }
   entry->in_workspace = true;
   json out;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (models_.count(id)) id = unique_model_id_locked(id);  // lost a race with another upload
-    entry->id = id;
+    reserved_ids_.erase(id);
     if (entry->kind == "quantized") {
       Version v;
       v.id = next_version_++;

@@ -176,6 +176,7 @@ class Playground {
   mutable std::condition_variable caches_changed_;
   std::map<std::string, std::shared_ptr<ModelEntry>> models_;
   std::vector<std::string> model_order_;
+  std::set<std::string> reserved_ids_;  // model ids of uploads being written
   std::string fp32_id_;
   std::map<int64_t, Version> versions_;
   int64_t next_version_ = 1;

@@ -5,10 +5,16 @@
 #include <httplib.h>
 #include <stb_image.h>
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include "analysis/edits.h"
@@ -617,6 +623,64 @@ TEST(ServerHistoryTest, VersionsSurviveARestartAndCorruptHistoryIsMovedAside) {
   for (const auto& e : fs::directory_iterator(ws))
     aside = aside || e.path().filename().string().find("corrupt") != std::string::npos;
   EXPECT_TRUE(aside);
+}
+
+// The command: `qplay serve --port 0` prints the port it really got, serves, and stops cleanly on SIGTERM.
+TEST(ServerCliTest, ServePrintsTheRealPortAndStopsOnSigterm) {
+  const fs::path dir = fresh_dir("cli");
+  fs::create_directories(dir / "web");
+  std::ofstream(dir / "web" / "index.html") << "<title>qplay cli</title>";
+  const std::string ws = (dir / "workspace").string(), web = (dir / "web").string();
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    execl(QPLAY_BINARY, "qplay", "serve", "--port", "0", "--workspace", ws.c_str(), "--web", web.c_str(),
+          "--cache-images", "20", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  std::string line;
+  pollfd p{out[0], POLLIN, 0};
+  while (line.find('\n') == std::string::npos && poll(&p, 1, 120000) > 0) {
+    char buf[256];
+    const ssize_t n = read(out[0], buf, sizeof buf);
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  std::smatch m;
+  const bool printed = std::regex_search(line, m, std::regex(R"(qplay: serving http://127\.0\.0\.1:(\d+)/)"));
+  EXPECT_TRUE(printed) << line;
+  if (printed) {
+    const int port = std::stoi(m[1]);
+    EXPECT_GT(port, 0);
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    auto s = c.Get("/api/session");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->status, 200);
+    EXPECT_EQ(json::parse(s->body)["models"].size(), 3u);
+    auto index = c.Get("/");
+    ASSERT_TRUE(index);
+    EXPECT_NE(index->body.find("qplay cli"), std::string::npos);
+  }
+  kill(pid, SIGTERM);
+  int status = -1;
+  for (int i = 0; i < 600 && waitpid(pid, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  close(out[0]);
+  ASSERT_TRUE(WIFEXITED(status)) << "qplay serve did not stop on SIGTERM";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(fs::exists(fs::path(ws) / "history.json"));
+
+  std::string output;
+  EXPECT_EQ(testing::run_command(std::string(QPLAY_BINARY) + " serve --model nope.onnx --workspace " + ws, output), 1);
+  EXPECT_NE(output.find("nope.onnx"), std::string::npos) << output;
+  EXPECT_EQ(testing::run_command(std::string(QPLAY_BINARY) + " serve --port 70000 --workspace " + ws, output), 1);
+  EXPECT_NE(output.find("70000"), std::string::npos) << output;
 }
 
 TEST(ServerImagesTest, Base64DecodesStandardAndUrlForms) {
