@@ -73,8 +73,8 @@ void send_exception(httplib::Response& res, std::exception_ptr ep) {
   } catch (const HttpError& e) {
     send_error(res, e.status, e.what());
   } catch (const Error& e) {
-    send_error(res, 400, e.what());  // validation in the library: the request
-                                     // asked for something invalid
+    // Validation in the library: the request asked for something invalid.
+    send_error(res, 400, e.what());
   } catch (const json::exception& e) {
     send_error(res, 400, std::string("bad JSON field: ") + e.what());
   } catch (const Cancelled&) {
@@ -142,9 +142,8 @@ HttpServer::HttpServer(Playground& playground, std::string web_dir)
   server_->set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) { send_exception(res, ep); });
   server_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty())
-      return httplib::Server::HandlerResponse::Unhandled;  // a handler wrote
-                                                           // its own error
+    // A handler wrote its own error; the rest (404 of no route, 413 of httplib) get JSON here.
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     send_error(res, res.status, status_message(res.status));
     return httplib::Server::HandlerResponse::Handled;
   }));
@@ -284,8 +283,8 @@ void HttpServer::add_routes() {
           *seen = job->revision;
           *idle = 0;
         } else if (++*idle >= 15) {
-          chunk = ": keep-alive\n\n";  // a comment line: keeps proxies and
-                                       // browsers from timing out
+          // A comment line: keeps proxies and browsers from timing out.
+          chunk = ": keep-alive\n\n";
           *idle = 0;
         }
       }

@@ -252,8 +252,7 @@ void write_file_atomically(const fs::path& path, const std::string& bytes) {
     f.flush();
     if (!f) throw Error("cannot write '" + tmp.string() + "'");
   }
-  fs::rename(tmp,
-             path);  // atomic on POSIX: readers see the old or the new file, never half
+  fs::rename(tmp, path);  // atomic on POSIX: readers see the old or the new file, never half
 }
 
 }  // namespace
@@ -312,9 +311,8 @@ Playground::Playground(PlaygroundOptions options) : options_(std::move(options))
   }
   if (fp32_id_.empty())
     throw Error(
-        "qplay serve needs an FP32 model as the reference (e.g. "
-        "models/resnet8_fp32.onnx); none of the "
-        "given models is FP32");
+        "qplay serve needs an FP32 model as the reference (e.g. models/resnet8_fp32.onnx); none of the given "
+        "models is FP32");
   load_history();
   std::vector<std::string> quantized;
   for (const auto& id : model_order_) {
@@ -373,8 +371,7 @@ std::shared_ptr<ModelEntry> Playground::make_entry(std::shared_ptr<const Graph> 
   m->kind = m->format == "fp32" ? "fp32" : "quantized";
   m->layers = group_layers(*g);
   m->executor = std::make_shared<const Executor>(g);
-  image_input(*g);  // refuse models that are not image classifiers here, not at
-                    // the first request
+  image_input(*g);  // refuse models that are not image classifiers here, not at the first request
   return m;
 }
 
@@ -414,6 +411,7 @@ void Playground::load_history() {
         register_model_locked(entry);
       } catch (const std::exception& e) {
         std::cerr << "qplay: warning: history: model '" << id << "' not loaded: " << e.what() << "\n";
+        dormant_models_.push_back(m);
       }
     }
     int64_t max_id = 0;
@@ -429,10 +427,11 @@ void Playground::load_history() {
         if (it == models_.end()) throw Error("no model '" + v.model + "' is loaded");
         if (it->second->kind != "quantized") throw Error("model '" + v.model + "' is not quantized");
         for (const auto& e : jv.at("edits")) v.edits.push_back(edit_from_json(e));
-        apply_edits_tracked(*it->second->graph,
-                            v.edits);  // re-validated against the model as it is now
+        apply_edits_tracked(*it->second->graph, v.edits);  // re-validated against the model as it is now
       } catch (const std::exception& e) {
-        std::cerr << "qplay: warning: history: version " << v.id << " dropped: " << e.what() << "\n";
+        // Not shown, but kept in the file: the model may be served again another time.
+        std::cerr << "qplay: warning: history: version " << v.id << " not available: " << e.what() << "\n";
+        dormant_versions_.push_back(jv);
         continue;
       }
       // Named first: a range-for over value(...).items() would iterate a destroyed temporary.
@@ -451,6 +450,8 @@ void Playground::load_history() {
     std::cerr << "qplay: warning: " << path.string() << " is unreadable (" << e.what() << "); moved to "
               << aside.string() << ", starting a new history\n";
     versions_.clear();
+    dormant_versions_.clear();
+    dormant_models_.clear();
   }
 }
 
@@ -461,6 +462,7 @@ void Playground::save_history_locked() const {
     const auto& m = models_.at(id);
     if (m->in_workspace) h["models"].push_back({{"id", id}, {"path", m->path}});
   }
+  for (const auto& m : dormant_models_) h["models"].push_back(m);
   h["versions"] = json::array();
   for (const auto& [id, v] : versions_) {
     json jv = version_json_locked(v);
@@ -468,6 +470,7 @@ void Playground::save_history_locked() const {
     jv.erase("edit_list");
     h["versions"].push_back(jv);
   }
+  for (const auto& jv : dormant_versions_) h["versions"].push_back(jv);
   try {
     write_file_atomically(fs::path(options_.workspace) / "history.json", h.dump(1));
   } catch (const std::exception& e) {
@@ -480,6 +483,8 @@ void Playground::build_caches(std::vector<std::string> models) {
   // The FP32 predictions first: every evaluate job's "flipped" list needs them.
   try {
     fp32_predictions();
+  } catch (const Cancelled&) {
+    return;  // shutting down
   } catch (const std::exception& e) {
     std::cerr << "qplay: warning: FP32 evaluation failed: " << e.what() << "\n";
   }

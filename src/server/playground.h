@@ -177,6 +177,10 @@ class Playground {
   std::map<std::string, std::shared_ptr<ModelEntry>> models_;
   std::vector<std::string> model_order_;
   std::set<std::string> reserved_ids_;  // model ids of uploads being written
+  // History entries of models not served this time (or whose edits no longer apply): written
+  // back unchanged, so serving another set of models does not erase them.
+  std::vector<nlohmann::json> dormant_models_;
+  std::vector<nlohmann::json> dormant_versions_;
   std::string fp32_id_;
   std::map<int64_t, Version> versions_;
   int64_t next_version_ = 1;

@@ -45,8 +45,9 @@ PlaygroundOptions test_options(const std::string& workspace) {
   return o;
 }
 
+// ctest runs every test in a process of its own, two at a time: directories are per process.
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = testing::output_dir("server") + "/" + name;
+  const fs::path dir = testing::output_dir("server") + "/" + name + "-" + std::to_string(getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -79,6 +80,8 @@ class ServerTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete http_;
     delete playground_;
+    std::error_code ec;
+    fs::remove_all(web_.parent_path(), ec);
   }
 
   static httplib::Client client() {
@@ -586,10 +589,11 @@ TEST_F(ServerTest, BadRequestsAre4xxWithAMessage) {
 // History: versions survive a restart of the Playground; a corrupt file is moved aside.
 TEST(ServerHistoryTest, VersionsSurviveARestartAndCorruptHistoryIsMovedAside) {
   const fs::path ws = fresh_dir("history");
-  int64_t id = 0;
+  int64_t id = 0, uint8_first = 0;
   {
     Playground pg(test_options(ws.string()));
     const int64_t base = pg.session_json()["models"][1]["base_version"];
+    uint8_first = pg.session_json()["models"][2]["base_version"];
     const json v = pg.create_version({{"parent", base}, {"edits", {"activation_2.scale=0.07", "--bypass add"}}});
     id = v["id"];
     // An uploaded model is listed in the history and comes back with it (its base version too).
@@ -600,6 +604,14 @@ TEST(ServerHistoryTest, VersionsSurviveARestartAndCorruptHistoryIsMovedAside) {
   ASSERT_TRUE(fs::exists(ws / "history.json"));
   EXPECT_FALSE(fs::exists(ws / "history.json.tmp"));
   {
+    // Served without the uint8 model: its versions are hidden, not erased.
+    PlaygroundOptions o = test_options(ws.string());
+    o.models.pop_back();
+    Playground pg(o);
+    for (const auto& v : pg.versions_json()["versions"]) EXPECT_NE(v["model"], "resnet8_uint8");
+    EXPECT_EQ(pg.version_json(id)["model"], "resnet8_int8");
+  }
+  {
     Playground pg(test_options(ws.string()));
     const json v = pg.version_json(id);
     EXPECT_EQ(v["edits"], json({"--set activation_2.scale=0.07", "--bypass add"}));
@@ -608,6 +620,7 @@ TEST(ServerHistoryTest, VersionsSurviveARestartAndCorruptHistoryIsMovedAside) {
     EXPECT_GT(next["id"].get<int64_t>(), id);  // ids are never reused
     const json s = pg.session_json();
     ASSERT_EQ(s["models"].size(), 4u);
+    EXPECT_EQ(s["models"][2]["base_version"], uint8_first);  // kept while it was not served
     EXPECT_EQ(s["models"][3]["id"], "exported_edit");
     EXPECT_FALSE(s["models"][3]["base_version"].is_null());
   }
