@@ -624,7 +624,10 @@ std::shared_ptr<const Comparison> Playground::image_comparison(const VersionRunt
   co.image = image;
   co.batch = 1;
   co.threads = 1;
-  auto c = std::make_shared<const Comparison>(compare_models(fp32_model()->graph, rt.graph, data_, co));
+  const auto fp32 = fp32_model();
+  co.fp32_executor = fp32->executor;
+  co.quantized_executor = rt.executor;
+  auto c = std::make_shared<const Comparison>(compare_models(fp32->graph, rt.graph, data_, co));
   std::lock_guard<std::mutex> lock(mu_);
   if (comparisons_.emplace(key, c).second) comparison_order_.push_back(key);
   while (comparison_order_.size() > kKept) {
@@ -986,6 +989,8 @@ json Playground::infer(const json& request) const {
       co.image = 0;
       co.batch = 1;
       co.threads = 1;
+      co.fp32_executor = fp32->executor;
+      co.quantized_executor = quantized_exec;
       comparison = std::make_shared<const Comparison>(compare_models(fp32->graph, quantized_graph, one, co));
     }
     for (const auto& l : comparison->layers)
