@@ -15,9 +15,10 @@ configure:
 build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
-# The main job on the embedded default: FP32 ResNet-8 on the shipped 1,000-image sample.
+# The playground in the browser: FP32 and both quantized ResNet-8s on the shipped 1,000-image
+# sample, at http://127.0.0.1:8321/ (docs/API.md).
 run: deps build
-	./$(BUILD)/qplay eval
+	./$(BUILD)/qplay serve
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

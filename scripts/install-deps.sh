@@ -11,6 +11,7 @@ packages=(
   libeigen3-dev libdnnl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata
+  chromium
 )
 # Node.js may come from Debian (nodejs + npm) or from a vendor build that bundles npm;
 # ask apt only for what is really missing.
@@ -29,8 +30,13 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# onnxruntime-node ships its CPU library inside the package; its install script would
-# download more, so it is skipped.
-if [ ! -d node_modules/onnxruntime-node ]; then
-  npm install --ignore-scripts --no-audit --no-fund
-fi
+# npm packages: onnxruntime-node (test oracle), preact, htm, plotly.js-dist-min and
+# @dagrejs/dagre (the web UI, copied to build/web/vendor by cmake/web.cmake), playwright-core
+# (the browser test, driving Debian's chromium). onnxruntime-node ships its CPU library inside
+# the package; its install script would download more, so scripts are skipped.
+for m in onnxruntime-node preact htm plotly.js-dist-min @dagrejs/dagre playwright-core; do
+  if [ ! -d "node_modules/$m" ]; then
+    npm install --ignore-scripts --no-audit --no-fund
+    break
+  fi
+done

@@ -261,8 +261,12 @@ Comparison compare_models(std::shared_ptr<const Graph> fp32, std::shared_ptr<con
       watched[plans[k].quantized->output_codes].push_back({k, Role::codes});
   }
 
-  const Executor f_exec(fp32, exec_options);
-  const Executor q_exec(quantized, exec_options);
+  // Executors the caller already prepared for these graphs (a server comparing one image at a
+  // time) save binding every kernel again.
+  std::optional<Executor> f_own, q_own;
+  const Executor& f_exec = options.fp32_executor ? *options.fp32_executor : f_own.emplace(fp32, exec_options);
+  const Executor& q_exec =
+      options.quantized_executor ? *options.quantized_executor : q_own.emplace(quantized, exec_options);
   const ImageLayout f_layout = image_layout_for(f_input);
   const ImageLayout q_layout = image_layout_for(q_input);
   const int64_t batches = (result.images + options.batch - 1) / options.batch;
@@ -322,7 +326,7 @@ Comparison compare_models(std::shared_ptr<const Graph> fp32, std::shared_ptr<con
     const auto qp = argmax_rows(q_out.at(quantized->outputs[0].name));
     std::copy(fp.begin(), fp.end(), f_pred.begin() + begin);
     std::copy(qp.begin(), qp.end(), q_pred.begin() + begin);
-  });
+  }, options.progress);
 
   for (size_t k = 0; k < plans.size(); ++k) {
     const LayerPlan& plan = plans[k];

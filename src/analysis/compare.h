@@ -17,10 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "analysis/batches.h"
 #include "analysis/layers.h"
 #include "analysis/match.h"
 #include "analysis/metrics.h"
 #include "io/cifar10.h"
+#include "runtime/executor.h"
 
 namespace qplay {
 
@@ -31,6 +33,11 @@ struct CompareOptions {
   int threads = 2;
   bool isolated = true;  // also run each layer alone on FP32 inputs
   bool fast_kernels = true;
+  Progress progress;  // images done after each batch; returning false cancels (throws Cancelled)
+  // Optional executors of the two graphs, already built (they must run exactly `fp32` and
+  // `quantized`); otherwise compare_models builds its own.
+  std::shared_ptr<const Executor> fp32_executor;
+  std::shared_ptr<const Executor> quantized_executor;
 };
 
 struct LayerComparison {

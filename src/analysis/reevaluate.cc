@@ -51,6 +51,7 @@ BaseCache capture_base(std::shared_ptr<const Graph> base, const Dataset& data, c
   BaseCache c;
   c.base = base;
   c.options = options;
+  c.options.progress = nullptr;  // the cache outlives the caller's callback
   c.images = options.limit < 0 ? data.size() : std::min(options.limit, data.size());
   c.labels.assign(data.labels.begin(), data.labels.begin() + c.images);
   c.checkpoints = checkpoint_values(*base);
@@ -78,7 +79,7 @@ BaseCache capture_base(std::shared_ptr<const Graph> base, const Dataset& data, c
     });
     outputs[b] = std::move(result.at(output));
     c.batch_begin[b] = begin;
-  });
+  }, options.progress);
   for (const auto& kept : c.batches)
     for (const auto& [name, t] : kept) c.bytes += t.bytes.size();
   c.classes = c.images ? outputs[0].numel() / outputs[0].shape[0] : 0;
@@ -138,7 +139,7 @@ RecomputePlan plan_recompute(const Graph& base, const EditedGraph& edited, const
   return plan;
 }
 
-Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, bool keep_codes) {
+Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, const Progress& progress, bool keep_codes) {
   const auto start = std::chrono::steady_clock::now();
   const Graph& g = edited.graph;
   const RecomputePlan plan = plan_recompute(*cache.base, edited, cache.checkpoints);
@@ -203,7 +204,7 @@ Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, bool 
     if (!output_changes) return;
     const Tensor& out = result.at(output);
     std::copy(out.data<float>(), out.data<float>() + out.numel(), r.outputs.begin() + begin * r.classes);
-  });
+  }, progress);
   score(r, cache.labels);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/batches.h"
 #include "analysis/edits.h"
 #include "io/cifar10.h"
 
@@ -32,6 +33,7 @@ struct ReevalOptions {
   int64_t batch = 50;
   int threads = 2;
   bool fast_kernels = true;
+  Progress progress;  // capture_base: images captured after each batch (not kept in the cache)
 };
 
 struct BaseCache {
@@ -73,8 +75,10 @@ struct Reevaluation {
 Reevaluation base_result(const BaseCache& cache);
 
 // Outputs and accuracy of `edited` (derived from cache.base) over the cached images.
+// `progress` (optional) reports images after each batch and may cancel.
 // keep_codes: also keep the recomputed checkpoints (Reevaluation::recomputed_checkpoints).
-Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, bool keep_codes = false);
+Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, const Progress& progress = nullptr,
+                        bool keep_codes = false);
 
 // The nodes of `edited` that must run (in graph order), and the checkpoint values they read.
 struct RecomputePlan {

@@ -288,4 +288,66 @@ std::string histogram_text(const json& j) {
   return s;
 }
 
+// The shapes of `qplay edit --json` (its "evaluation"), `residuals --json` and `sensitivity --json`.
+
+json edit_evaluation_json(const Reevaluation& before, const Reevaluation& after, const std::string& data,
+                          double capture_seconds) {
+  int64_t changed = 0;
+  for (int64_t i = 0; i < after.images; ++i) changed += before.predictions[i] != after.predictions[i];
+  return {{"data", data},
+          {"images", after.images},
+          {"correct_before", before.correct},
+          {"correct_after", after.correct},
+          {"accuracy_before", before.accuracy()},
+          {"accuracy_after", after.accuracy()},
+          {"changed_predictions", changed},
+          {"recomputed_nodes", after.recomputed_nodes.size()},
+          {"total_nodes", after.total_nodes},
+          {"fed_values", after.fed_values},
+          {"cache_bytes", after.cache_bytes},
+          {"fed_bytes", after.fed_bytes},
+          {"capture_seconds", capture_seconds},
+          {"reevaluate_seconds", after.seconds}};
+}
+
+json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data) {
+  json adds = json::array();
+  for (const auto& a : s.adds) {
+    json scales = json::array();
+    for (double v : a.input_scales) scales.push_back(json_number(v));
+    adds.push_back({{"name", a.name},
+                    {"inputs", a.inputs},
+                    {"input_scales", scales},
+                    {"scale_ratio", json_number(a.scale_ratio)},
+                    {"float_value", a.float_value},
+                    {"dequantized_value", a.dequantized_value},
+                    {"output_scale", json_number(a.output_scale)},
+                    {"requantization", error_metrics_json(a.requantization)}});
+  }
+  return {{"model", model}, {"data", data}, {"images", s.images}, {"adds", adds}};
+}
+
+json sensitivity_json(const Sensitivity& s, const std::string& fp32, const std::string& quantized,
+                      const std::string& data) {
+  json layers = json::array();
+  for (const auto& l : s.layers) {
+    json sweep = json::array();
+    for (size_t i = 0; i < l.weight_bits.size(); ++i)
+      sweep.push_back({{"bits", l.weight_bits[i]}, {"accuracy", l.weight_bits_accuracy[i]}});
+    layers.push_back({{"name", l.name},
+                      {"kind", l.kind},
+                      {"only_this_quantized", l.only_this_quantized},
+                      {"all_but_this_quantized", l.all_but_this},
+                      {"weight_bits", sweep}});
+  }
+  return {{"fp32_model", fp32},
+          {"quantized_model", quantized},
+          {"data", data},
+          {"images", s.images},
+          {"fp32_accuracy", s.fp32_accuracy},
+          {"quantized_accuracy", s.quantized_accuracy},
+          {"all_bypassed_accuracy", s.all_bypassed_accuracy},
+          {"layers", layers}};
+}
+
 }  // namespace qplay

@@ -12,6 +12,9 @@
 #include "analysis/compare.h"
 #include "analysis/histogram.h"
 #include "analysis/layers.h"
+#include "analysis/reevaluate.h"
+#include "analysis/residuals.h"
+#include "analysis/sensitivity.h"
 
 namespace qplay {
 
@@ -30,5 +33,12 @@ std::string compare_text(const nlohmann::json& report);
 nlohmann::json histogram_json(const TensorHistogram& h, const std::string& model_path, const std::string& fp32_path,
                               const std::string& data_source);
 std::string histogram_text(const nlohmann::json& report);
+
+// `qplay edit --json`'s "evaluation": the base model (before) against the edited one (after).
+nlohmann::json edit_evaluation_json(const Reevaluation& before, const Reevaluation& after, const std::string& data,
+                                    double capture_seconds);
+nlohmann::json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data);
+nlohmann::json sensitivity_json(const Sensitivity& s, const std::string& fp32, const std::string& quantized,
+                                const std::string& data);
 
 }  // namespace qplay

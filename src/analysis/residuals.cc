@@ -55,7 +55,7 @@ ResidualStudy study_residuals(std::shared_ptr<const Graph> quantized, const Data
     for (size_t i = 0; i < study.adds.size(); ++i)
       if (!study.adds[i].dequantized_value.empty())
         add_batch(acc[b][i], c.at(study.adds[i].float_value), c.at(study.adds[i].dequantized_value));
-  });
+  }, options.progress);
   for (size_t i = 0; i < study.adds.size(); ++i) {
     ErrorAccumulator total;
     for (const auto& per_batch : acc) merge(total, per_batch[i]);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/batches.h"
 #include "analysis/metrics.h"
 #include "io/cifar10.h"
 
@@ -37,6 +38,7 @@ struct ResidualOptions {
   int64_t limit = 200;
   int64_t batch = 50;
   int threads = 2;
+  Progress progress;  // images done after each batch; returning false cancels (throws Cancelled)
 };
 
 ResidualStudy study_residuals(std::shared_ptr<const Graph> quantized, const Dataset& data,

@@ -10,12 +10,26 @@ namespace qplay {
 
 Sensitivity study_sensitivity(std::shared_ptr<const Graph> fp32, std::shared_ptr<const Graph> quantized,
                               const Dataset& data, const SensitivityOptions& options) {
+  const std::vector<Layer> layers = group_layers(*quantized);
+  int64_t total = 3;  // capture, FP32 run, every layer bypassed
+  for (const Layer& l : layers)
+    if (!l.qoperator) total += 2 + (l.weight_params.empty() ? 0 : int64_t(options.weight_bits.size()));
+  int64_t done = 0;
+  // Inner loops only check for cancellation; the steps are what is reported.
+  Progress check;
+  if (options.progress) check = [&](int64_t, int64_t) { return options.progress(done, total); };
+  auto step = [&] { report_progress(options.progress, ++done, total); };
+
   ReevalOptions ro;
   ro.limit = options.limit;
   ro.threads = options.threads;
+  ro.progress = check;
   const BaseCache cache = capture_base(quantized, data, ro);
+  step();
   auto accuracy_with = [&](const std::vector<Edit>& edits) {
-    return reevaluate(cache, apply_edits_tracked(*quantized, edits)).accuracy();
+    const double a = reevaluate(cache, apply_edits_tracked(*quantized, edits), check).accuracy();
+    step();
+    return a;
   };
 
   Sensitivity s;
@@ -24,9 +38,10 @@ Sensitivity study_sensitivity(std::shared_ptr<const Graph> fp32, std::shared_ptr
   EvalOptions eo;
   eo.limit = options.limit;
   eo.threads = options.threads;
+  eo.progress = check;
   s.fp32_accuracy = evaluate(Executor(fp32), data, eo).accuracy();
+  step();
 
-  const std::vector<Layer> layers = group_layers(*quantized);
   std::vector<Edit> bypass_all;
   for (const Layer& l : layers)
     if (!l.qoperator) bypass_all.push_back(bypass_edit(l.name));

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/batches.h"
 #include "io/cifar10.h"
 
 namespace qplay {
@@ -35,6 +36,9 @@ struct SensitivityOptions {
   int64_t limit = 200;
   int threads = 2;
   std::vector<int> weight_bits;  // e.g. {2, 4, 6, 8}; empty: no sweep
+  // Steps done: the capture and the FP32 run count one each, then one per variant re-evaluated.
+  // Returning false cancels (throws Cancelled), also in the middle of a step.
+  Progress progress;
 };
 
 Sensitivity study_sensitivity(std::shared_ptr<const Graph> fp32, std::shared_ptr<const Graph> quantized,

@@ -147,7 +147,7 @@ void add_bench_analysis_command(CLI::App& app) {
       for (int r = 0; r < opt->repeat; ++r) {
         start = std::chrono::steady_clock::now();
         const EditedGraph edited = apply_edits_tracked(*quantized, {edit});
-        run = reevaluate(q, edited, true);
+        run = reevaluate(q, edited, nullptr, true);
         reeval.push_back(seconds_since(start));
         after = compare_cached(f, q, &edited, &run, o.threads);
         sqnr.push_back(after.comparison.seconds);

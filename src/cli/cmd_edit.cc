@@ -4,32 +4,13 @@
 
 #include "analysis/edits.h"
 #include "analysis/reevaluate.h"
+#include "analysis/reports.h"
 #include "cli/commands.h"
 #include "io/cifar10.h"
 #include "io/onnx_model.h"
 
 namespace qplay::cli {
 namespace {
-
-nlohmann::json evaluation_json(const Reevaluation& before, const Reevaluation& after, const std::string& data,
-                               double capture_seconds) {
-  int64_t changed = 0;
-  for (int64_t i = 0; i < after.images; ++i) changed += before.predictions[i] != after.predictions[i];
-  return {{"data", data},
-          {"images", after.images},
-          {"correct_before", before.correct},
-          {"correct_after", after.correct},
-          {"accuracy_before", before.accuracy()},
-          {"accuracy_after", after.accuracy()},
-          {"changed_predictions", changed},
-          {"recomputed_nodes", after.recomputed_nodes.size()},
-          {"total_nodes", after.total_nodes},
-          {"fed_values", after.fed_values},
-          {"cache_bytes", after.cache_bytes},
-          {"fed_bytes", after.fed_bytes},
-          {"capture_seconds", capture_seconds},
-          {"reevaluate_seconds", after.seconds}};
-}
 
 std::string edit_text(const nlohmann::json& j) {
   std::ostringstream os;
@@ -96,7 +77,7 @@ void add_edit_command(CLI::App& app) {
       const auto start = std::chrono::steady_clock::now();
       const BaseCache cache = capture_base(base, data, opt->eval);
       const double capture_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      j["evaluation"] = evaluation_json(base_result(cache), reevaluate(cache, edited), data.source, capture_seconds);
+      j["evaluation"] = edit_evaluation_json(base_result(cache), reevaluate(cache, edited), data.source, capture_seconds);
     }
     print_result(j, opt->json, edit_text(j));
   });

@@ -10,23 +10,6 @@
 namespace qplay::cli {
 namespace {
 
-nlohmann::json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data) {
-  nlohmann::json adds = nlohmann::json::array();
-  for (const auto& a : s.adds) {
-    nlohmann::json scales = nlohmann::json::array();
-    for (double v : a.input_scales) scales.push_back(json_number(v));
-    adds.push_back({{"name", a.name},
-                    {"inputs", a.inputs},
-                    {"input_scales", scales},
-                    {"scale_ratio", json_number(a.scale_ratio)},
-                    {"float_value", a.float_value},
-                    {"dequantized_value", a.dequantized_value},
-                    {"output_scale", json_number(a.output_scale)},
-                    {"requantization", error_metrics_json(a.requantization)}});
-  }
-  return {{"model", model}, {"data", data}, {"images", s.images}, {"adds", adds}};
-}
-
 std::string residuals_text(const ResidualStudy& s) {
   std::ostringstream os;
   char line[256];

@@ -2,35 +2,13 @@
 #include <cstdio>
 #include <sstream>
 
+#include "analysis/reports.h"
 #include "analysis/sensitivity.h"
 #include "cli/commands.h"
 #include "io/onnx_model.h"
 
 namespace qplay::cli {
 namespace {
-
-nlohmann::json sensitivity_json(const Sensitivity& s, const std::string& fp32, const std::string& quantized,
-                                const std::string& data) {
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto& l : s.layers) {
-    nlohmann::json sweep = nlohmann::json::array();
-    for (size_t i = 0; i < l.weight_bits.size(); ++i)
-      sweep.push_back({{"bits", l.weight_bits[i]}, {"accuracy", l.weight_bits_accuracy[i]}});
-    layers.push_back({{"name", l.name},
-                      {"kind", l.kind},
-                      {"only_this_quantized", l.only_this_quantized},
-                      {"all_but_this_quantized", l.all_but_this},
-                      {"weight_bits", sweep}});
-  }
-  return {{"fp32_model", fp32},
-          {"quantized_model", quantized},
-          {"data", data},
-          {"images", s.images},
-          {"fp32_accuracy", s.fp32_accuracy},
-          {"quantized_accuracy", s.quantized_accuracy},
-          {"all_bypassed_accuracy", s.all_bypassed_accuracy},
-          {"layers", layers}};
-}
 
 std::string sensitivity_text(const Sensitivity& s) {
   std::ostringstream os;

@@ -20,6 +20,7 @@ void add_edit_command(CLI::App& app);
 void add_residuals_command(CLI::App& app);
 void add_sensitivity_command(CLI::App& app);
 void add_bench_analysis_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 // Prints JSON (pretty) or the text rendering.
 void print_result(const nlohmann::json& j, bool as_json, const std::string& text);

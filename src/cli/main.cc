@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   qplay::cli::add_residuals_command(app);
   qplay::cli::add_sensitivity_command(app);
   qplay::cli::add_bench_analysis_command(app);
+  qplay::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);  // runs the chosen command's callback
   } catch (const CLI::ParseError& e) {

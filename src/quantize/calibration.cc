@@ -92,6 +92,7 @@ void run_batches(const Executor& executor, const Dataset& images, const BatchRun
         feeds[input_name] = make_image_batch(images, begin, count, layout);
         visit(thread, input_name, feeds[input_name]);
         executor.run(feeds, hook);
+        report_progress(options.check, b + 1, batches);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu);

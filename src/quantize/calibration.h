@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/batches.h"
 #include "io/cifar10.h"
 #include "quantize/activation_stats.h"
 #include "runtime/executor.h"
@@ -39,6 +40,9 @@ using BatchVisitor = std::function<void(int thread, const std::string& value, co
 struct BatchRunOptions {
   int threads = 2;
   int64_t batch = 100;
+  // Asked after every batch of every pass (with done = batches of this pass); returning false
+  // cancels the quantization (throws Cancelled). Passes vary in number, so it is no progress bar.
+  Progress check;
 };
 
 // Runs the executor's graph over all images, batches spread over threads, calling `visit` for

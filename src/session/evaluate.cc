@@ -27,6 +27,7 @@ EvalResult evaluate(const Executor& executor, const Dataset& data, const EvalOpt
   std::atomic<int64_t> next{0};
   std::mutex mu;
   std::exception_ptr failure;
+  int64_t done = 0;  // images of finished batches, under mu
   auto worker = [&] {
     try {
       for (int64_t b = next++; b < batches; b = next++) {
@@ -47,6 +48,8 @@ EvalResult evaluate(const Executor& executor, const Dataset& data, const EvalOpt
           throw Error("model output changed its class count between batches");
         }
         std::copy(y.data<float>(), y.data<float>() + y.numel(), r.outputs.begin() + begin * r.classes);
+        done += count;
+        report_progress(options.progress, done, r.images);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "analysis/batches.h"
 #include "io/cifar10.h"
 #include "runtime/executor.h"
 
@@ -13,6 +14,7 @@ struct EvalOptions {
   int64_t limit = -1;   // first N images; -1 = all
   int64_t batch = 100;
   int threads = 2;      // batches are spread over threads, each running the whole graph
+  Progress progress;    // images done after each batch; returning false cancels (throws Cancelled)
 };
 
 struct EvalResult {

@@ -135,7 +135,7 @@ TEST(LayerCache, EditedVersionMatchesStreamedComparison) {
   for (const auto& edits : cases) {
     SCOPED_TRACE(edit_str(edits[0]));
     const EditedGraph edited = apply_edits_tracked(*base, edits);
-    const Reevaluation run = reevaluate(q, edited, true);
+    const Reevaluation run = reevaluate(q, edited, nullptr, true);
     const CachedComparison cached = compare_cached(f, q, &edited, &run);
     CompareOptions c;
     c.limit = 120;
