@@ -44,4 +44,4 @@ models: build
 
 # Benchmark, not a test: full-test-set accuracy at 4..8 bits for every method (tens of minutes).
 accuracy-table: build
-	./$(BUILD)/qplay accuracy-table models/resnet8_fp32.onnx -o docs/ACCURACY.md --save $(BUILD)/accuracy-table.json
+	BUILD=$(BUILD) ./scripts/accuracy_table.sh
