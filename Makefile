@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test bench clean models accuracy-table
+.PHONY: all deps configure build run test bench bench-analysis clean models accuracy-table
 
 all: build
 
@@ -29,6 +29,11 @@ test: deps build
 bench: deps configure
 	cmake --build $(BUILD) -j$(JOBS) --target qplay
 	QPLAY=$(BUILD)/qplay node bench/run_bench.js
+
+# The analysis on the whole test set (per-layer SQNR from caches, edit re-evaluation) next to
+# ONNX Runtime, and the server's load check: writes docs/PERFORMANCE_ANALYSIS.md (~5 min).
+bench-analysis: deps build
+	QPLAY=$(BUILD)/qplay node bench/analysis_bench.js
 
 clean:
 	rm -rf $(BUILD)
