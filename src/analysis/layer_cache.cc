@@ -14,6 +14,7 @@
 #include "analysis/match.h"
 #include "analysis/metrics.h"
 #include "analysis/quant_grid.h"
+#include "analysis/sample_sums.h"
 #include "graph/quant_params.h"
 #include "runtime/executor.h"
 
@@ -176,6 +177,17 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
       if (codes->numel() != count * n)
         throw Error("layer '" + p.quantized->name + "': " + std::to_string(codes->numel() / std::max<int64_t>(count, 1)) +
                     " codes per image against " + std::to_string(n) + " FP32 values");
+      const bool byte_codes = codes->dtype == DType::u8 || codes->dtype == DType::i8;
+      if (p.grid && p.grid->channels() == 1 && byte_codes) {  // the common case, fused and vectorised
+        const uint8_t* base = codes->bytes.data();
+        for (int64_t i = 0; i < count; ++i)
+          add_sample_sums(s.errors[k],
+                          sample_sums_codes(&x[i * n], base + i * n, codes->dtype == DType::i8, n, p.grid->scales[0],
+                                            static_cast<int32_t>(p.grid->zero_points[0])));
+        s.codes[k] = make_code_accumulator(codes->dtype);
+        add_codes(s.codes[k], *codes);
+        continue;
+      }
       const Tensor y = p.grid ? dequantize(*codes, *p.grid) : *codes;
       if (y.dtype != DType::f32) throw Error("layer '" + p.quantized->name + "': cached result is not float32");
       for (int64_t i = 0; i < count; ++i) add_sample(s.errors[k], &x[i * n], y.data<float>() + i * n, n);

@@ -40,20 +40,24 @@ void add_sample(ErrorAccumulator& acc, const float* x, const float* y, int64_t n
   const double se2 = (e2[0] + e2[1]) + (e2[2] + e2[3]);
   const double smax = std::max(std::max(emax[0], emax[1]), std::max(emax[2], emax[3]));
 
-  acc.elements += n;
-  acc.sum_x2 += sx2;
-  acc.sum_y2 += sy2;
-  acc.sum_xy += sxy;
-  acc.sum_err2 += se2;
-  acc.max_abs_err = std::max(acc.max_abs_err, smax);
+  add_sample_sums(acc, SampleSums{n, sx2, sy2, sxy, se2, smax});
+}
+
+void add_sample_sums(ErrorAccumulator& acc, const SampleSums& s) {
+  acc.elements += s.elements;
+  acc.sum_x2 += s.x2;
+  acc.sum_y2 += s.y2;
+  acc.sum_xy += s.xy;
+  acc.sum_err2 += s.err2;
+  acc.max_abs_err = std::max(acc.max_abs_err, s.max_abs_err);
   acc.samples += 1;
-  const double s = sqnr_db(sx2, se2);
-  if (s == std::numeric_limits<double>::infinity())
+  const double db = sqnr_db(s.x2, s.err2);
+  if (db == std::numeric_limits<double>::infinity())
     acc.exact_samples += 1;
-  else if (s == -std::numeric_limits<double>::infinity())
+  else if (db == -std::numeric_limits<double>::infinity())
     acc.zero_reference_samples += 1;
   else
-    acc.sum_sample_sqnr_db += s;
+    acc.sum_sample_sqnr_db += db;
 }
 
 void add_batch(ErrorAccumulator& acc, const Tensor& x, const Tensor& y) {

@@ -40,6 +40,13 @@ struct ErrorAccumulator {
 
 // Adds one sample of n elements.
 void add_sample(ErrorAccumulator& acc, const float* x, const float* y, int64_t n);
+
+// Sums of one sample, computed elsewhere (e.g. by a fast kernel): adds them as add_sample does.
+struct SampleSums {
+  int64_t elements = 0;
+  double x2 = 0.0, y2 = 0.0, xy = 0.0, err2 = 0.0, max_abs_err = 0.0;
+};
+void add_sample_sums(ErrorAccumulator& acc, const SampleSums& s);
 // Adds each row of a batch (first dimension) as one sample. x and y are float32 with the same
 // number of elements (shapes may differ, e.g. [N,64,1,1] vs [N,64]).
 void add_batch(ErrorAccumulator& acc, const Tensor& x, const Tensor& y);

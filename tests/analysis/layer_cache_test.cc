@@ -11,6 +11,7 @@
 #include "analysis/edits.h"
 #include "analysis/half_float.h"
 #include "analysis/layer_cache.h"
+#include "analysis/sample_sums.h"
 
 namespace qplay {
 namespace {
@@ -71,6 +72,41 @@ TEST(HalfFloat, FastPathGivesThePortableBits) {
   halves_to_floats(portable.data(), back_fast.data(), in.size());
   halves_to_floats_portable(portable.data(), back_portable.data(), in.size());
   EXPECT_EQ(std::memcmp(back_fast.data(), back_portable.data(), in.size() * 4), 0);
+}
+
+// The fused kernel (AVX2 when present) sums what dequantize + add_sample sum, over lengths
+// below, at and above the vector width and the 256-element block, signed and unsigned codes.
+TEST(SampleSums, FastKernelMatchesDequantizeAndAddSample) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> value(-3.0f, 5.0f);
+  for (int64_t n : {1, 7, 8, 9, 255, 256, 257, 1000, 16384}) {
+    for (bool is_signed : {false, true}) {
+      SCOPED_TRACE(std::to_string(n) + (is_signed ? " int8" : " uint8"));
+      std::vector<float> x(n), y(n);
+      std::vector<uint8_t> codes(n);
+      const float scale = 0.037f;
+      const int32_t zp = is_signed ? -5 : 117;
+      for (int64_t i = 0; i < n; ++i) {
+        x[i] = value(rng);
+        codes[i] = static_cast<uint8_t>(rng());
+        const int32_t q = is_signed ? static_cast<int8_t>(codes[i]) : codes[i];
+        y[i] = static_cast<float>(q - zp) * scale;
+      }
+      ErrorAccumulator reference, fast, portable;
+      add_sample(reference, x.data(), y.data(), n);
+      add_sample_sums(fast, sample_sums_codes(x.data(), codes.data(), is_signed, n, scale, zp));
+      add_sample_sums(portable, sample_sums_codes_portable(x.data(), codes.data(), is_signed, n, scale, zp));
+      for (const ErrorAccumulator* a : {&fast, &portable}) {
+        EXPECT_EQ(a->elements, n);
+        EXPECT_NEAR(a->sum_x2, reference.sum_x2, 1e-6 * reference.sum_x2);
+        EXPECT_NEAR(a->sum_y2, reference.sum_y2, 1e-6 * reference.sum_y2);
+        EXPECT_NEAR(a->sum_xy, reference.sum_xy, 1e-6 * std::abs(reference.sum_x2 + reference.sum_y2));
+        EXPECT_NEAR(a->sum_err2, reference.sum_err2, 1e-6 * reference.sum_err2);
+        EXPECT_NEAR(a->max_abs_err, reference.max_abs_err, 1e-6 * reference.max_abs_err);
+        EXPECT_NEAR(a->sum_sample_sqnr_db, reference.sum_sample_sqnr_db, 1e-4);
+      }
+    }
+  }
 }
 
 // The cached comparison measures what compare_models measures by running both models: the
