@@ -1,5 +1,7 @@
 #include "analysis/half_float.h"
 
+#include "runtime/cpu_features.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -80,26 +82,20 @@ __attribute__((target("avx,f16c"))) void halves_to_floats_f16c(const uint16_t* i
 
 }  // namespace
 
-bool cpu_has_f16c() {
-  static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
-  return has;
-}
-
 void floats_to_halves(const float* in, uint16_t* out, size_t n) {
-  if (cpu_has_f16c())
+  if (has_f16c())
     floats_to_halves_f16c(in, out, n);
   else
     floats_to_halves_portable(in, out, n);
 }
 
 void halves_to_floats(const uint16_t* in, float* out, size_t n) {
-  if (cpu_has_f16c())
+  if (has_f16c())
     halves_to_floats_f16c(in, out, n);
   else
     halves_to_floats_portable(in, out, n);
 }
 #else
-bool cpu_has_f16c() { return false; }
 void floats_to_halves(const float* in, uint16_t* out, size_t n) { floats_to_halves_portable(in, out, n); }
 void halves_to_floats(const uint16_t* in, float* out, size_t n) { halves_to_floats_portable(in, out, n); }
 #endif

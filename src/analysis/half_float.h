@@ -22,6 +22,4 @@ void halves_to_floats(const uint16_t* in, float* out, size_t n);
 void floats_to_halves_portable(const float* in, uint16_t* out, size_t n);
 void halves_to_floats_portable(const uint16_t* in, float* out, size_t n);
 
-bool cpu_has_f16c();
-
 }  // namespace qplay

@@ -43,7 +43,7 @@ ResidualStudy study_residuals(std::shared_ptr<const Graph> quantized, const Data
 
   study.images = options.limit < 0 ? data.size() : std::min(options.limit, data.size());
   const Executor executor(quantized);
-  const ValueInfo& input = image_input(g);
+  image_input(g);  // throws unless the model has one image input
   const int64_t batches = (study.images + options.batch - 1) / options.batch;
   // Per batch and Add, merged in batch order so results do not depend on the thread count.
   std::vector<std::vector<ErrorAccumulator>> acc(batches, std::vector<ErrorAccumulator>(study.adds.size()));

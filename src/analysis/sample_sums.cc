@@ -1,5 +1,7 @@
 #include "analysis/sample_sums.h"
 
+#include "runtime/cpu_features.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -82,10 +84,6 @@ __attribute__((target("avx2,fma"))) SampleSums avx2_sums(const float* x, const u
   return s;
 }
 
-bool cpu_has_avx2_fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
 #endif
 
 }  // namespace
@@ -99,7 +97,7 @@ SampleSums sample_sums_codes_portable(const float* x, const void* codes, bool is
 SampleSums sample_sums_codes(const float* x, const void* codes, bool is_signed, int64_t n, float scale,
                              int32_t zero_point) {
 #if defined(__x86_64__)
-  if (cpu_has_avx2_fma()) return avx2_sums(x, static_cast<const uint8_t*>(codes), is_signed, n, scale, zero_point);
+  if (has_avx2_fma()) return avx2_sums(x, static_cast<const uint8_t*>(codes), is_signed, n, scale, zero_point);
 #endif
   return sample_sums_codes_portable(x, codes, is_signed, n, scale, zero_point);
 }

@@ -106,6 +106,8 @@ void add_bench_analysis_command(CLI::App& app) {
     const Dataset data = load_cifar10(opt->data.empty() ? default_test_sample_path() : opt->data);
     const auto fp32 = std::make_shared<const Graph>(load_onnx(opt->fp32));
     const auto quantized = std::make_shared<const Graph>(load_onnx(opt->quantized));
+    if (list_quant_params(*quantized).empty())
+      throw Error("'" + opt->quantized + "' has no quantization parameters: bench-analysis needs a QDQ model");
     ReevalOptions o;
     o.limit = opt->limit;
     o.threads = opt->threads;

@@ -66,8 +66,11 @@ TEST(HalfFloat, FastPathGivesThePortableBits) {
   std::vector<uint16_t> fast(in.size(), 0xaaaa), portable(in.size());
   floats_to_halves(in.data(), fast.data(), in.size());
   floats_to_halves_portable(in.data(), portable.data(), in.size());
-  for (size_t i = 0; i < in.size(); ++i)
-    if (!std::isnan(in[i])) ASSERT_EQ(fast[i], portable[i]) << in[i];
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!std::isnan(in[i])) {
+      ASSERT_EQ(fast[i], portable[i]) << in[i];
+    }
+  }
   std::vector<float> back_fast(in.size(), -1.0f), back_portable(in.size());
   halves_to_floats(portable.data(), back_fast.data(), in.size());
   halves_to_floats_portable(portable.data(), back_portable.data(), in.size());

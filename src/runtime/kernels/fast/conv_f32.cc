@@ -21,6 +21,7 @@
 #include "runtime/kernels/fast/sgemm.h"
 #include "runtime/kernels/reference/common.h"
 #include "runtime/thread_pool.h"
+#include "runtime/cpu_features.h"
 
 namespace qplay::fast {
 namespace {
@@ -31,11 +32,6 @@ constexpr int64_t kNR = 16;  // output positions per register tile (two 8-float 
 struct Conv2dGeometry {
   int64_t stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, pad_bottom, pad_right;
 };
-
-bool has_avx2_fma() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-}
 
 // A [M, K] in panels of kMR rows: panel p, column k holds A[p*kMR + r, k] for r < kMR at packed[(p*K + k)*kMR + r]
 // (zero rows past M), so the micro-kernel reads one line per k.

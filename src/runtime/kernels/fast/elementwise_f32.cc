@@ -9,14 +9,10 @@
 
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/kernels/reference/common.h"
+#include "runtime/cpu_features.h"
 
 namespace qplay::fast {
 namespace {
-
-bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
-}
 
 // max(0, x) with NaN passed through, like the reference (_mm256_max_ps returns its second
 // operand when either is NaN).

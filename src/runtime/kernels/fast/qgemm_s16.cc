@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "runtime/kernels/fast/requantize_avx2.h"
+#include "runtime/cpu_features.h"
 
 namespace qplay::fast {
 
@@ -56,11 +57,6 @@ RowRequant make_row_requant(integer::FixedPointMultiplier m) {
 // ---- AVX2 ------------------------------------------------------------------------------------
 
 namespace {
-
-bool cpu_has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
-}
 
 }  // namespace
 
@@ -138,7 +134,7 @@ std::atomic<bool> portable_forced{false};
 void force_portable_qkernels(bool portable) { portable_forced = portable; }
 
 QKernels select_qkernels() {
-  if (!portable_forced && cpu_has_avx2()) return {qtile_4x16_avx2, store_tile_avx2, true};
+  if (!portable_forced && has_avx2()) return {qtile_4x16_avx2, store_tile_avx2, true};
   return {qtile_4x16_portable, store_tile_portable, false};
 }
 

@@ -1,4 +1,5 @@
 #include "runtime/kernels/fast/sgemm.h"
+#include "runtime/cpu_features.h"
 
 #include <immintrin.h>
 
@@ -109,11 +110,6 @@ __attribute__((target("avx2,fma"))) void sgemm_avx2(int64_t m, int64_t n, int64_
         c[i * ldc + j] = first ? acc : c[i * ldc + j] + acc;
       }
   }
-}
-
-bool has_avx2_fma() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
 }
 
 }  // namespace
