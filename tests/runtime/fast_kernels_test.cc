@@ -203,6 +203,10 @@ TEST(FastConv, EqualsIm2colThenPortableSgemmBitForBit) {
       {1, 16, 32, 32, 32, 1, 1, 2, 1, {0, 0, 0, 0}, false},  // 1x1 projection
       {1, 11, 9, 13, 23, 3, 3, 1, 2, {2, 1, 2, 3}, true},    // dilation, ragged
                                                              // everything
+      // Stride 1 with 8-wide output rows reads taps in place (no gather): a last strip of one half (24 positions),
+      // dilation, and 16-wide rows.
+      {2, 5, 3, 8, 13, 3, 3, 1, 1, {1, 1, 1, 1}, true},
+      {1, 6, 12, 16, 7, 3, 3, 1, 2, {2, 2, 2, 2}, false},
   };
   for (const auto& cc : cases) {
     SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w);

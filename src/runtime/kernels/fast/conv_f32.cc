@@ -182,97 +182,63 @@ __attribute__((target("avx2,fma"), always_inline)) inline void fold_block(float*
   _mm256_store_ps(tile, first ? c : _mm256_add_ps(_mm256_load_ps(tile), c));
 }
 
-// tile[r][0..16) = sum over k-blocks in order of (sum_{q in block} a[q*kMR + r] * b[q*kNR + 0..16)), each block an
-// FMA chain from zero, q in order. micro_4x16 computes rows 0..3 only (the last panel of M = 16, 32, ... has 4 rows).
-__attribute__((target("avx2,fma"), noinline)) void micro_4x16(int64_t k, int64_t kb, const float* a, const float* b,
-                                                              float* tile) {
-  for (int64_t k0 = 0; k0 < k; k0 += kb) {
-    const int64_t k1 = std::min(k, k0 + kb);
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-    for (int64_t q = k0; q < k1; ++q) {
-      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-      __m256 av = _mm256_broadcast_ss(a);
-      c00 = _mm256_fmadd_ps(av, b0, c00);
-      c01 = _mm256_fmadd_ps(av, b1, c01);
-      av = _mm256_broadcast_ss(a + 1);
-      c10 = _mm256_fmadd_ps(av, b0, c10);
-      c11 = _mm256_fmadd_ps(av, b1, c11);
-      av = _mm256_broadcast_ss(a + 2);
-      c20 = _mm256_fmadd_ps(av, b0, c20);
-      c21 = _mm256_fmadd_ps(av, b1, c21);
-      av = _mm256_broadcast_ss(a + 3);
-      c30 = _mm256_fmadd_ps(av, b0, c30);
-      c31 = _mm256_fmadd_ps(av, b1, c31);
-      a += kMR;
-      b += kNR;
-    }
-    // Block sums in order: tile = block 0, then tile + block 1, ...
-    const bool first = k0 == 0;
-    fold_block(tile + 8 * 0, c00, first);
-    fold_block(tile + 8 * 1, c01, first);
-    fold_block(tile + 8 * 2, c10, first);
-    fold_block(tile + 8 * 3, c11, first);
-    fold_block(tile + 8 * 4, c20, first);
-    fold_block(tile + 8 * 5, c21, first);
-    fold_block(tile + 8 * 6, c30, first);
-    fold_block(tile + 8 * 7, c31, first);
-  }
-}
+// Where the micro-kernel reads row q of B (16 output positions as two 8-float halves).
+// A gathered panel: row q at panel[q * kNR].
+struct PanelRows {
+  const float* panel;
+  const float* lo(int64_t q) const { return panel + q * kNR; }
+  const float* hi(int64_t q) const { return panel + q * kNR + 8; }
+};
+// Straight from the padded image (stride-1 convs whose output rows are whole halves): each half is 8 consecutive
+// output positions of one row, so its tap (ci, ky, kx) is 8 consecutive floats at half + k_off[q].
+struct ImageTaps {
+  const float* lo_half;
+  const float* hi_half;
+  const int64_t* k_off;
+  const float* lo(int64_t q) const { return lo_half + k_off[q]; }
+  const float* hi(int64_t q) const { return hi_half + k_off[q]; }
+};
 
-// The full panel, written out and never inlined: inlined into its caller, GCC keeps the caller's
-// constants in registers and spills one of the 12 accumulators (a store-forwarding chain per k).
-__attribute__((target("avx2,fma"), noinline)) void micro_6x16(int64_t k, int64_t kb, const float* a, const float* b,
+// tile[r][0..16) = sum over k-blocks in order of (sum_{q in block} a[q*kMR + r] * B[q][0..16)), each block an FMA
+// chain from zero, q in order. Rows = 4 serves the last panel of M = 16, 32, ... (4 rows). Kept out of line: inlined
+// into its caller, GCC keeps the caller's constants in registers and spills an accumulator (a store-forwarding chain
+// per k).
+template <int Rows, class Source>
+__attribute__((target("avx2,fma"), noinline)) void micro_tile(int64_t k, int64_t kb, const float* a, Source b,
                                                               float* tile) {
+  static_assert(Rows <= kMR);
   for (int64_t k0 = 0; k0 < k; k0 += kb) {
     const int64_t k1 = std::min(k, k0 + kb);
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t q = k0; q < k1; ++q) {
-      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-      __m256 av = _mm256_broadcast_ss(a);
-      c00 = _mm256_fmadd_ps(av, b0, c00);
-      c01 = _mm256_fmadd_ps(av, b1, c01);
-      av = _mm256_broadcast_ss(a + 1);
-      c10 = _mm256_fmadd_ps(av, b0, c10);
-      c11 = _mm256_fmadd_ps(av, b1, c11);
-      av = _mm256_broadcast_ss(a + 2);
-      c20 = _mm256_fmadd_ps(av, b0, c20);
-      c21 = _mm256_fmadd_ps(av, b1, c21);
-      av = _mm256_broadcast_ss(a + 3);
-      c30 = _mm256_fmadd_ps(av, b0, c30);
-      c31 = _mm256_fmadd_ps(av, b1, c31);
-      av = _mm256_broadcast_ss(a + 4);
-      c40 = _mm256_fmadd_ps(av, b0, c40);
-      c41 = _mm256_fmadd_ps(av, b1, c41);
-      av = _mm256_broadcast_ss(a + 5);
-      c50 = _mm256_fmadd_ps(av, b0, c50);
-      c51 = _mm256_fmadd_ps(av, b1, c51);
-      a += kMR;
-      b += kNR;
+    __m256 c[Rows][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < Rows; ++r) c[r][0] = c[r][1] = _mm256_setzero_ps();
+    const float* ak = a + k0 * kMR;
+    for (int64_t q = k0; q < k1; ++q, ak += kMR) {
+      const __m256 b0 = _mm256_loadu_ps(b.lo(q)), b1 = _mm256_loadu_ps(b.hi(q));
+#pragma GCC unroll 6
+      for (int r = 0; r < Rows; ++r) {
+        const __m256 av = _mm256_broadcast_ss(ak + r);
+        c[r][0] = _mm256_fmadd_ps(av, b0, c[r][0]);
+        c[r][1] = _mm256_fmadd_ps(av, b1, c[r][1]);
+      }
     }
     // Block sums in order: tile = block 0, then tile + block 1, ...
     const bool first = k0 == 0;
-    fold_block(tile + 8 * 0, c00, first);
-    fold_block(tile + 8 * 1, c01, first);
-    fold_block(tile + 8 * 2, c10, first);
-    fold_block(tile + 8 * 3, c11, first);
-    fold_block(tile + 8 * 4, c20, first);
-    fold_block(tile + 8 * 5, c21, first);
-    fold_block(tile + 8 * 6, c30, first);
-    fold_block(tile + 8 * 7, c31, first);
-    fold_block(tile + 8 * 8, c40, first);
-    fold_block(tile + 8 * 9, c41, first);
-    fold_block(tile + 8 * 10, c50, first);
-    fold_block(tile + 8 * 11, c51, first);
+#pragma GCC unroll 6
+    for (int r = 0; r < Rows; ++r) {
+      fold_block(tile + 16 * r, c[r][0], first);
+      fold_block(tile + 16 * r + 8, c[r][1], first);
+    }
   }
 }
 
 // A panel of `rows` valid rows (the packed panel is zero past them), all k-blocks of length kb.
-void micro_rows(int64_t rows, int64_t k, int64_t kb, const float* a, const float* b, float* tile) {
+template <class Source>
+void micro_rows(int64_t rows, int64_t k, int64_t kb, const float* a, Source b, float* tile) {
   if (rows <= 4)
-    micro_4x16(k, kb, a, b, tile);
+    micro_tile<4>(k, kb, a, b, tile);
   else
-    micro_6x16(k, kb, a, b, tile);
+    micro_tile<6>(k, kb, a, b, tile);
 }
 
 // Writes the finished sums of rows [m0, m0 + rows) and columns [j0, j0 + cols) of Y, applying the epilogue.
@@ -311,12 +277,20 @@ __attribute__((target("avx2,fma"))) void conv_strips_avx2(const float* xp, const
                                                           int64_t s0, int64_t s1, float* panel) {
   alignas(32) float tile[kMR * kNR];
   const int64_t panels = (p.m + kMR - 1) / kMR;
+  // Stride 1 with output rows made of whole 8-position halves: the taps are read from the padded image in place.
+  const bool direct = g.stride_w == 1 && p.ow % 8 == 0;
   for (int64_t j0 = s0 * kNR; j0 < std::min(p.spatial, s1 * kNR); j0 += kNR) {
     const int64_t cols = std::min(kNR, p.spatial - j0);
-    pack_strip(xp, p, g, j0, cols, panel);
+    auto half = [&](int64_t j) { return xp + (j / p.ow) * g.stride_h * p.wp + j % p.ow; };
+    const ImageTaps taps{half(j0), cols > 8 ? half(j0 + 8) : half(j0), p.k_off.data()};
+    if (!direct) pack_strip(xp, p, g, j0, cols, panel);
     for (int64_t pi = 0; pi < panels; ++pi) {
       const int64_t rows = std::min(kMR, p.m - pi * kMR);
-      micro_rows(rows, p.k, p.k_block, a.data.data() + pi * p.k * kMR, panel, tile);
+      const float* ap = a.data.data() + pi * p.k * kMR;
+      if (direct)
+        micro_rows(rows, p.k, p.k_block, ap, taps, tile);
+      else
+        micro_rows(rows, p.k, p.k_block, ap, PanelRows{panel}, tile);
       store_tile(tile, rows, cols, y, p.spatial, pi * kMR, j0, e);
     }
   }
