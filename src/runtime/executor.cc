@@ -172,82 +172,105 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
     recycles_output_[i] = !custom_providers && overwrites_outputs(g.nodes[i]) && !folded_[i];
   size_hints_ = std::make_shared<SizeHints>(static_cast<size_t>(slot_count_));
 
-  // Fusion: float Conv -> [Add(conv, other)] -> [Relu], each link the only reader of a value that is not a graph
-  // output; `other` must be available when the conv runs.
+  // Fusion: float Conv -> [Q -> DQ] -> [Add(y, other)] -> [Relu] -> [Q -> DQ] (the first pair only in front of a
+  // fused Add), each link the only reader of a value that is not a graph output; `other` must be available when the
+  // conv runs (computed by an earlier node, or by an earlier fused conv that absorbed its producer).
   fused_kernels_.resize(n);
   fused_inputs_.resize(n);
   fused_output_.assign(n, -1);
   absorbed_.assign(n, 0);
   if (!options.fast_kernels) return;
+  std::vector<int> ready_at = producer;  // the node whose run makes a value available
   auto sole_reader = [&](int s) -> int {
     if (s < 0 || readers[s] != 1 || keep.count(s)) return -1;
     const int r = last_reader[s];
     return absorbed_[r] || folded_[r] ? -1 : r;
+  };
+  auto is_op = [&](int r, const char* op) { return r >= 0 && g.nodes[r].op_type == op && g.nodes[r].domain.empty(); };
+  // QuantizeLinear r -> DequantizeLinear with constant per-tensor parameters (a QDQ model's activation): the pair's
+  // parameters and the DequantizeLinear's index, or -1.
+  auto match_fake_quant = [&](int r, fast::FakeQuant& f) -> int {
+    if (!is_op(r, "QuantizeLinear") || g.nodes[r].has_attr("output_dtype") || node_inputs_[r].size() != 3 ||
+        node_outputs_[r].size() != 1)
+      return -1;
+    const Tensor* qs = node_inputs_[r][1] >= 0 ? constant[node_inputs_[r][1]] : nullptr;
+    const Tensor* qz = node_inputs_[r][2] >= 0 ? constant[node_inputs_[r][2]] : nullptr;
+    const int d = sole_reader(node_outputs_[r][0]);
+    const bool dq_ok = is_op(d, "DequantizeLinear") && node_inputs_[d].size() >= 2 &&
+                       node_inputs_[d][0] == node_outputs_[r][0] && node_outputs_[d].size() == 1;
+    const Tensor* ds = dq_ok && node_inputs_[d][1] >= 0 ? constant[node_inputs_[d][1]] : nullptr;
+    const Tensor* dz =
+        dq_ok && node_inputs_[d].size() > 2 && node_inputs_[d][2] >= 0 ? constant[node_inputs_[d][2]] : nullptr;
+    const bool dz_ok = dq_ok && (node_inputs_[d].size() < 3 || node_inputs_[d][2] < 0 || dz != nullptr);
+    auto positive_scalar = [](const Tensor* t) {
+      return t && t->dtype == DType::f32 && t->numel() == 1 && std::isfinite(t->data<float>()[0]) &&
+             t->data<float>()[0] > 0.0f;
+    };
+    const bool q_ok = positive_scalar(qs) && qz && qz->numel() == 1 &&
+                      (qz->dtype == DType::u8 || qz->dtype == DType::i8) && positive_scalar(ds) && dz_ok &&
+                      (!dz || (dz->numel() == 1 && dz->dtype == qz->dtype));
+    if (!q_ok) return -1;
+    f.q_dtype = qz->dtype;
+    f.q_scale = qs->data<float>()[0];
+    f.q_zero_point = static_cast<int32_t>(qz->at_as_double(0));
+    f.dq_scale = ds->data<float>()[0];
+    f.dq_zero_point = dz ? static_cast<int32_t>(dz->at_as_double(0)) : 0;
+    return d;
+  };
+  // Add r reading `value`: the other addend if it is available before node `at`, else -1.
+  auto fusable_add = [&](int r, int value, int at) -> int {
+    if (!is_op(r, "Add") || node_inputs_[r].size() != 2 || node_outputs_[r].size() != 1) return -1;
+    const int a = node_inputs_[r][0], b = node_inputs_[r][1];
+    const int other = a == value ? b : a;
+    return other >= 0 && other != value && ready_at[other] < at ? other : -1;
   };
   for (size_t i = 0; i < n; ++i) {
     const Node& conv = g.nodes[i];
     if (conv.op_type != "Conv" || !conv.domain.empty() || folded_[i] || absorbed_[i] || node_outputs_[i].size() != 1 ||
         conv.inputs.size() > 3)
       continue;
+    const int at = static_cast<int>(i);
     fast::ConvFusion f;
     int out = node_outputs_[i][0], addend = -1;
     std::vector<int> absorbed;
     int r = sole_reader(out);
-    if (r >= 0 && g.nodes[r].op_type == "Add" && g.nodes[r].domain.empty() && node_inputs_[r].size() == 2 &&
-        node_outputs_[r].size() == 1) {
-      const int a = node_inputs_[r][0], b = node_inputs_[r][1];
-      addend = a == out ? b : a;
-      const bool ready = addend >= 0 && addend != out && (producer[addend] < static_cast<int>(i));
-      if (ready) {
-        f.add = true;
-        absorbed.push_back(r);
-        out = node_outputs_[r][0];
-        r = sole_reader(out);
+    // The conv's own pair, only when an Add follows it (otherwise it is the result's pair, below).
+    fast::FakeQuant conv_quant;
+    const int d = match_fake_quant(r, conv_quant);
+    if (d >= 0) {
+      const int dq_out = node_outputs_[d][0], add = sole_reader(dq_out);
+      if (const int other = fusable_add(add, dq_out, at); other >= 0) {
+        f.conv_fake_quant = true;
+        f.conv_quant = conv_quant;
+        absorbed.insert(absorbed.end(), {r, d});
+        out = dq_out;
+        r = add;
       }
     }
-    if (r >= 0 && g.nodes[r].op_type == "Relu" && g.nodes[r].domain.empty() && node_outputs_[r].size() == 1) {
+    if (const int other = fusable_add(r, out, at); other >= 0) {
+      f.add = true;
+      addend = other;
+      absorbed.push_back(r);
+      out = node_outputs_[r][0];
+      r = sole_reader(out);
+    }
+    if (is_op(r, "Relu") && node_outputs_[r].size() == 1) {
       f.relu = true;
       absorbed.push_back(r);
       out = node_outputs_[r][0];
       r = sole_reader(out);
     }
-    // QuantizeLinear -> DequantizeLinear with constant per-tensor parameters (a QDQ model's activation).
-    if (r >= 0 && g.nodes[r].op_type == "QuantizeLinear" && g.nodes[r].domain.empty() &&
-        !g.nodes[r].has_attr("output_dtype") && node_inputs_[r].size() == 3 && node_outputs_[r].size() == 1) {
-      const Tensor* qs = node_inputs_[r][1] >= 0 ? constant[node_inputs_[r][1]] : nullptr;
-      const Tensor* qz = node_inputs_[r][2] >= 0 ? constant[node_inputs_[r][2]] : nullptr;
-      const int d = sole_reader(node_outputs_[r][0]);
-      const bool dq_ok = d >= 0 && g.nodes[d].op_type == "DequantizeLinear" && g.nodes[d].domain.empty() &&
-                         node_inputs_[d].size() >= 2 && node_inputs_[d][0] == node_outputs_[r][0] &&
-                         node_outputs_[d].size() == 1;
-      const Tensor* ds = dq_ok && node_inputs_[d][1] >= 0 ? constant[node_inputs_[d][1]] : nullptr;
-      const Tensor* dz =
-          dq_ok && node_inputs_[d].size() > 2 && node_inputs_[d][2] >= 0 ? constant[node_inputs_[d][2]] : nullptr;
-      const bool dz_ok = dq_ok && (node_inputs_[d].size() < 3 || node_inputs_[d][2] < 0 || dz != nullptr);
-      auto positive_scalar = [](const Tensor* t) {
-        return t && t->dtype == DType::f32 && t->numel() == 1 && std::isfinite(t->data<float>()[0]) &&
-               t->data<float>()[0] > 0.0f;
-      };
-      const bool q_ok = positive_scalar(qs) && qz && qz->numel() == 1 &&
-                        (qz->dtype == DType::u8 || qz->dtype == DType::i8) && positive_scalar(ds) && dz_ok &&
-                        (!dz || (dz->numel() == 1 && dz->dtype == qz->dtype));
-      if (q_ok) {
-        f.fake_quant = true;
-        f.q_dtype = qz->dtype;
-        f.q_scale = qs->data<float>()[0];
-        f.q_zero_point = static_cast<int32_t>(qz->at_as_double(0));
-        f.dq_scale = ds->data<float>()[0];
-        f.dq_zero_point = dz ? static_cast<int32_t>(dz->at_as_double(0)) : 0;
-        absorbed.push_back(r);
-        absorbed.push_back(d);
-        out = node_outputs_[d][0];
-      }
+    if (const int dq = match_fake_quant(r, f.quant); dq >= 0) {
+      f.fake_quant = true;
+      absorbed.insert(absorbed.end(), {r, dq});
+      out = node_outputs_[dq][0];
     }
     if (absorbed.empty() || out < 0) continue;
     PreparedKernel k = fast::prepare_conv_f32_fused(conv, *view, f);
     if (!k) continue;
     fused_kernels_[i] = std::move(k);
     fused_output_[i] = out;
+    ready_at[out] = at;
     std::vector<int> ins = node_inputs_[i];
     ins.resize(3, -1);
     if (f.add) ins.push_back(addend);

@@ -10,6 +10,7 @@
 // buffers through a per-thread pool; values handed to a hook are never recycled while it runs.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,6 +47,9 @@ class Executor {
                                     const ValueHook& hook = nullptr) const;
 
   const Graph& graph() const { return *graph_; }
+
+  // Nodes fused into a preceding conv's kernel (runs without a hook skip them).
+  size_t absorbed_nodes() const { return static_cast<size_t>(std::count(absorbed_.begin(), absorbed_.end(), 1)); }
 
  private:
   std::shared_ptr<const Graph> graph_;

@@ -10,6 +10,10 @@
 #include <random>
 #include <thread>
 
+#include "io/cifar10.h"
+#include "io/onnx_model.h"
+#include "support/test_support.h"
+
 namespace qplay {
 namespace {
 
@@ -145,6 +149,27 @@ TEST(Executor, IntraOpThreadsGiveTheSameBits) {
     feeds["x"] = make_f32({batch, 8, 12, 12}, random_floats(batch * 8 * 144, rng, -2, 2));
     const Tensor want = serial.run(feeds).at("out");
     for (int rep = 0; rep < 20; ++rep) expect_same_bits(want, split.run(feeds).at("out"));
+  }
+}
+
+// The shipped QDQ ResNet-8s: each residual block's conv -> Q -> DQ -> Add -> Relu -> Q -> DQ runs as one kernel, also
+// when the other addend comes from a conv later in node order (a shortcut conv whose Q -> DQ another fused kernel
+// computes), and the fused run still gives every output bit of the node-by-node run.
+TEST(Executor, QdqResidualBlocksFuseBitForBit) {
+  for (const std::string file : {"resnet8_u8act_s8w_pertensor.onnx", "resnet8_s8act_s8w_perchannel.onnx"}) {
+    SCOPED_TRACE(file);
+    const auto g = std::make_shared<const Graph>(load_onnx(testing::model_path(file)));
+    const Executor ex(g);
+    // Conv -> Relu -> Q -> DQ: conv2d, conv2d_1, conv2d_3, conv2d_6 (4 x 3); residual second convs with the whole
+    // chain Q, DQ, Add, Relu, Q, DQ: conv2d_2, and the later of each projection pair, conv2d_5 and conv2d_8 (3 x 6);
+    // the earlier of each pair keeps its own Q -> DQ only: conv2d_4, conv2d_7 (2 x 2).
+    EXPECT_EQ(ex.absorbed_nodes(), 4u * 3 + 3u * 6 + 2u * 2);
+    const Dataset data = load_cifar10(default_test_sample_path());
+    std::map<std::string, Tensor> feeds;
+    feeds[g->inputs.at(0).name] = make_image_batch(data, 0, 7, image_layout_for(g->inputs.at(0)));
+    const Tensor fused = ex.run(feeds).at(g->outputs.at(0).name);
+    const Tensor hooked = ex.run(feeds, [](int, const std::string&, const Tensor&) {}).at(g->outputs.at(0).name);
+    expect_same_bits(fused, hooked);
   }
 }
 

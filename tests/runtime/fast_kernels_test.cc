@@ -120,10 +120,14 @@ TEST(FastConv, FusedEpiloguesMatchTheUnfusedChainBitForBit) {
       {1, 3, 6, 6, 5, 2, 2, 3, 2, {1, 1, 1, 1}, true},      // stride 3, dilation 2
   };
   for (const auto& cc : cases)
-    for (int variant = 0; variant < 5; ++variant) {  // relu; add; add + relu; relu + fake quant; fake quant
-      const bool add = variant == 1 || variant == 2, relu = variant != 1 && variant != 4, fq = variant >= 3;
+    // relu; add; add + relu; relu + fake quant; fake quant; the QDQ residual block (conv fake quant, add, relu, fake
+    // quant); conv fake quant + add.
+    for (int variant = 0; variant < 7; ++variant) {
+      const bool conv_fq = variant >= 5, add = variant == 1 || variant == 2 || conv_fq,
+                 relu = variant != 1 && variant != 4 && variant != 6, fq = variant >= 3 && variant != 6;
       SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w << " s"
-                                        << cc.stride << " add " << add << " relu " << relu << " fq " << fq);
+                                        << cc.stride << " conv_fq " << conv_fq << " add " << add << " relu " << relu
+                                        << " fq " << fq);
       Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
       conv.attrs["pads"].kind = Attribute::Kind::Ints;
       conv.attrs["pads"].ints = cc.pads;
@@ -139,6 +143,24 @@ TEST(FastConv, FusedEpiloguesMatchTheUnfusedChainBitForBit) {
       fast::prepare_conv_f32(conv, g)({&x, &w, cc.bias ? &b : nullptr}, y);
       Tensor addend = make_f32(y[0].shape, random_floats(y[0].numel(), rng, -1, 1));
       want[0] = y[0];
+      // QuantizeLinear -> DequantizeLinear by the reference kernels; a scale that clips some values.
+      auto fake_quant = [&](DType dtype, int32_t zero_point, float scale) {
+        Tensor s = make_scalar_f32(scale), z(dtype, {});
+        if (dtype == DType::u8) z.data<uint8_t>()[0] = static_cast<uint8_t>(zero_point);
+        else z.data<int8_t>()[0] = static_cast<int8_t>(zero_point);
+        std::vector<Tensor> codes(1), deq(1);
+        find_op("QuantizeLinear")->reference(Node{"q", "QuantizeLinear", "", {"z", "s", "zp"}, {"q"}, {}},
+                                             {&want[0], &s, &z}, codes);
+        find_op("DequantizeLinear")->reference(Node{"d", "DequantizeLinear", "", {"q", "s", "zp"}, {"d"}, {}},
+                                               {&codes[0], &s, &z}, deq);
+        want[0] = deq[0];
+        return fast::FakeQuant{dtype, scale, scale, zero_point, zero_point};
+      };
+      fast::ConvFusion fusion;
+      if (conv_fq) {
+        fusion.conv_fake_quant = true;
+        fusion.conv_quant = fake_quant(DType::i8, 7, 0.021f);
+      }
       if (add) {
         std::vector<Tensor> sum(1);
         find_op("Add")->reference(Node{"a", "Add", "", {"y", "r"}, {"s"}, {}}, {&want[0], &addend}, sum);
@@ -149,24 +171,11 @@ TEST(FastConv, FusedEpiloguesMatchTheUnfusedChainBitForBit) {
         find_op("Relu")->reference(Node{"r", "Relu", "", {"s"}, {"z"}, {}}, {&want[0]}, r);
         want[0] = r[0];
       }
-      fast::ConvFusion fusion;
       fusion.add = add;
       fusion.relu = relu;
-      if (fq) {
-        // u8 codes for relu outputs, i8 codes for signed ones; a scale that clips some values.
+      if (fq) {  // u8 codes for relu outputs, i8 codes for signed ones
         fusion.fake_quant = true;
-        fusion.q_dtype = relu ? DType::u8 : DType::i8;
-        fusion.q_scale = fusion.dq_scale = 0.013f;
-        fusion.q_zero_point = fusion.dq_zero_point = relu ? 3 : -5;
-        Tensor s = make_scalar_f32(fusion.q_scale), z(fusion.q_dtype, {});
-        if (relu) z.data<uint8_t>()[0] = 3;
-        else z.data<int8_t>()[0] = -5;
-        std::vector<Tensor> codes(1), deq(1);
-        find_op("QuantizeLinear")->reference(Node{"q", "QuantizeLinear", "", {"z", "s", "zp"}, {"q"}, {}},
-                                             {&want[0], &s, &z}, codes);
-        find_op("DequantizeLinear")->reference(Node{"d", "DequantizeLinear", "", {"q", "s", "zp"}, {"d"}, {}},
-                                               {&codes[0], &s, &z}, deq);
-        want[0] = deq[0];
+        fusion.quant = relu ? fake_quant(DType::u8, 3, 0.013f) : fake_quant(DType::i8, -5, 0.013f);
       }
       auto fused = fast::prepare_conv_f32_fused(conv, g, fusion);
       ASSERT_TRUE(fused);

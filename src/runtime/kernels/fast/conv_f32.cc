@@ -3,11 +3,12 @@
 //
 // Arithmetic (the contract shared with sgemm.h and ONNX Runtime's MLAS): every Y element is an FMA chain over k
 // restarted at zero for each k-block of mlas_k_block(J, K), the blocks are added in order, then the bias, then (fused)
-// the residual Add, the Relu and the QuantizeLinear/DequantizeLinear pair. Only the schedule differs from
+// the conv's own QuantizeLinear/DequantizeLinear pair, the residual Add, the Relu and the result's pair. Only the schedule differs from
 // `im2col + sgemm`:
 //   - A is packed once per executor (prepare) when W is a constant, in panels of kMR rows;
-//   - B is never materialised whole: the image is copied once into a zero-padded buffer, and each strip of kNR output
-//     positions is gathered from it into a [K][kNR] panel that stays in L1/L2 while every row panel uses it;
+//   - B is never materialised whole: the image is copied once into a zero-padded buffer; stride-1 convs whose output
+//     rows are whole 8-position halves read their taps from it in place, the others gather each strip of kNR output
+//     positions into a [K][kNR] panel that stays in L1/L2 while every row panel uses it;
 //   - a kMR x kNR register tile runs all k-blocks (folding each into the tile in order) and stores once, through the
 //     epilogue.
 // CPUs without AVX2/FMA run the plain im2col + sgemm_portable path (same arithmetic).
@@ -148,20 +149,38 @@ __attribute__((target("avx2,fma"))) void pack_strip(const float* xp, const ConvP
     for (int64_t kk = 0; kk < p.k; ++kk) std::fill(panel + kk * kNR + cols, panel + (kk + 1) * kNR, 0.0f);
 }
 
-// What the last k-block adds after the sum: y = ((sum + bias) + residual), then max(0, y), then
-// the QuantizeLinear -> DequantizeLinear pair (ConvFusion::fake_quant).
+// A QuantizeLinear -> DequantizeLinear pair (FakeQuant) with its integers as floats.
+struct FakeQuantF {
+  float q_scale = 1, q_zero_point = 0, q_min = 0, q_max = 0, dq_scale = 1, dq_zero_point = 0;
+};
+
+FakeQuantF fake_quant_floats(const FakeQuant& f) {
+  FakeQuantF e;
+  e.q_scale = f.q_scale;
+  e.q_zero_point = static_cast<float>(f.q_zero_point);
+  e.q_min = f.q_dtype == DType::u8 ? 0.0f : -128.0f;
+  e.q_max = f.q_dtype == DType::u8 ? 255.0f : 127.0f;
+  e.dq_scale = f.dq_scale;
+  e.dq_zero_point = static_cast<float>(f.dq_zero_point);
+  return e;
+}
+
+// What the last k-block adds after the sum, in the order of the unfused nodes: y = sum + bias, the conv's own
+// QuantizeLinear -> DequantizeLinear pair, + residual, max(0, y), the result's pair (ConvFusion).
 struct Epilogue {
   const float* bias = nullptr;      // [M] or null
+  bool conv_fake_quant = false;
+  FakeQuantF conv_quant;
   const float* residual = nullptr;  // same layout as the output, or null
   bool relu = false;
   bool fake_quant = false;
-  float q_scale = 1, q_zero_point = 0, q_min = 0, q_max = 0, dq_scale = 1, dq_zero_point = 0;
+  FakeQuantF quant;
 };
 
 // QuantizeLinear then DequantizeLinear, as their fast kernels (elementwise_f32.cc) compute them:
 // q = clamp(nearbyint(x / s) + zp) in float (NaN -> zp), then float(q - zp') * s'. q and zp' are
 // small integers, so q - zp' in float is exact, as the kernel's int32 subtraction is.
-__attribute__((target("avx2,fma"))) inline __m256 fake_quant_avx2(__m256 x, const Epilogue& e) {
+__attribute__((target("avx2,fma"))) inline __m256 fake_quant_avx2(__m256 x, const FakeQuantF& e) {
   const __m256 zp = _mm256_set1_ps(e.q_zero_point);
   const __m256 q = _mm256_div_ps(x, _mm256_set1_ps(e.q_scale));
   const __m256 nan = _mm256_cmp_ps(q, q, _CMP_UNORD_Q);
@@ -171,7 +190,7 @@ __attribute__((target("avx2,fma"))) inline __m256 fake_quant_avx2(__m256 x, cons
   return _mm256_mul_ps(_mm256_sub_ps(v, _mm256_set1_ps(e.dq_zero_point)), _mm256_set1_ps(e.dq_scale));
 }
 
-inline float fake_quant_scalar(float x, const Epilogue& e) {
+inline float fake_quant_scalar(float x, const FakeQuantF& e) {
   const float q = x / e.q_scale;
   float v = std::isnan(q) ? e.q_zero_point : std::min(std::max(std::nearbyint(q) + e.q_zero_point, e.q_min), e.q_max);
   return (v - e.dq_zero_point) * e.dq_scale;
@@ -253,18 +272,20 @@ __attribute__((target("avx2,fma"))) void store_tile(const float* tile, int64_t r
       for (int h = 0; h < 2; ++h) {
         __m256 v = _mm256_load_ps(t + 8 * h);
         if (e.bias) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[m0 + r]));
+        if (e.conv_fake_quant) v = fake_quant_avx2(v, e.conv_quant);
         if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + 8 * h));
         if (e.relu) v = _mm256_max_ps(zero, v);
-        if (e.fake_quant) v = fake_quant_avx2(v, e);
+        if (e.fake_quant) v = fake_quant_avx2(v, e.quant);
         _mm256_storeu_ps(out + 8 * h, v);
       }
     } else {
       for (int64_t l = 0; l < cols; ++l) {
         float v = t[l];
         if (e.bias) v = v + e.bias[m0 + r];
+        if (e.conv_fake_quant) v = fake_quant_scalar(v, e.conv_quant);
         if (res) v = v + res[l];
         if (e.relu) v = v < 0.0f ? 0.0f : v;  // = _mm256_max_ps(0, v), NaN passed through
-        if (e.fake_quant) v = fake_quant_scalar(v, e);
+        if (e.fake_quant) v = fake_quant_scalar(v, e.quant);
         out[l] = v;
       }
     }
@@ -320,9 +341,10 @@ void apply_epilogue(float* y, int64_t m, int64_t spatial, const Epilogue& e) {
     for (int64_t s = 0; s < spatial; ++s) {
       float v = row[s];
       if (e.bias) v = v + e.bias[mi];
+      if (e.conv_fake_quant) v = fake_quant_scalar(v, e.conv_quant);
       if (res) v = v + res[s];
       if (e.relu) v = v < 0.0f ? 0.0f : v;
-      if (e.fake_quant) v = fake_quant_scalar(v, e);
+      if (e.fake_quant) v = fake_quant_scalar(v, e.quant);
       row[s] = v;
     }
   }
@@ -366,16 +388,10 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
   Epilogue e;
   e.bias = b ? b->data<float>() : nullptr;
   e.relu = s.fusion.relu;
-  if (s.fusion.fake_quant) {
-    const ConvFusion& f = s.fusion;
-    e.fake_quant = true;
-    e.q_scale = f.q_scale;
-    e.q_zero_point = static_cast<float>(f.q_zero_point);
-    e.q_min = f.q_dtype == DType::u8 ? 0.0f : -128.0f;
-    e.q_max = f.q_dtype == DType::u8 ? 255.0f : 127.0f;
-    e.dq_scale = f.dq_scale;
-    e.dq_zero_point = static_cast<float>(f.dq_zero_point);
-  }
+  e.conv_fake_quant = s.fusion.conv_fake_quant;
+  e.conv_quant = fake_quant_floats(s.fusion.conv_quant);
+  e.fake_quant = s.fusion.fake_quant;
+  e.quant = fake_quant_floats(s.fusion.quant);
 
   if (!has_avx2_fma()) {
     thread_local std::vector<float> col;
@@ -470,8 +486,10 @@ PreparedKernel prepare_conv_f32_fused(const Node& node, const Graph& graph, Conv
       }
 
   const ReferenceKernel conv_ref = find_op("Conv")->reference;
-  if (fusion.fake_quant && (fusion.q_dtype != DType::u8 && fusion.q_dtype != DType::i8)) return nullptr;
-  if (!fusion.add && !fusion.relu && !fusion.fake_quant)
+  auto eight_bit = [](const FakeQuant& f) { return f.q_dtype == DType::u8 || f.q_dtype == DType::i8; };
+  if ((fusion.fake_quant && !eight_bit(fusion.quant)) || (fusion.conv_fake_quant && !eight_bit(fusion.conv_quant)))
+    return nullptr;
+  if (!fusion.add && !fusion.relu && !fusion.fake_quant && !fusion.conv_fake_quant)
     return [setup, conv_ref](const Inputs& in, std::vector<Tensor>& out) {
       // Anything unusual (wrong rank, types, shapes) goes to the reference, which validates and explains.
       if (!run_conv(*setup, in, out[0])) conv_ref(setup->node, in, out);
@@ -488,6 +506,22 @@ PreparedKernel prepare_conv_f32_fused(const Node& node, const Graph& graph, Conv
     ConvSetup plain = *setup;
     plain.fusion = {};
     if (!run_conv(plain, conv_in, y[0])) conv_ref(setup->node, conv_in, y);
+    auto fake_quant = [&](const FakeQuant& fq) {
+      Tensor qs = make_scalar_f32(fq.q_scale), dqs = make_scalar_f32(fq.dq_scale);
+      Tensor qz(fq.q_dtype, {}), dqz(fq.q_dtype, {});
+      if (fq.q_dtype == DType::u8) {
+        qz.data<uint8_t>()[0] = static_cast<uint8_t>(fq.q_zero_point);
+        dqz.data<uint8_t>()[0] = static_cast<uint8_t>(fq.dq_zero_point);
+      } else {
+        qz.data<int8_t>()[0] = static_cast<int8_t>(fq.q_zero_point);
+        dqz.data<int8_t>()[0] = static_cast<int8_t>(fq.dq_zero_point);
+      }
+      q_ref(fused_step(setup->node, "QuantizeLinear", {"y", "s", "z"}), {&y[0], &qs, &qz}, z);
+      std::swap(y, z);
+      dq_ref(fused_step(setup->node, "DequantizeLinear", {"q", "s", "z"}), {&y[0], &dqs, &dqz}, z);
+      std::swap(y, z);
+    };
+    if (f.conv_fake_quant) fake_quant(f.conv_quant);
     if (f.add) {
       add_ref(fused_step(setup->node, "Add", {"conv", "addend"}), {&y[0], in.back()}, z);
       std::swap(y, z);
@@ -496,21 +530,7 @@ PreparedKernel prepare_conv_f32_fused(const Node& node, const Graph& graph, Conv
       relu_ref(fused_step(setup->node, "Relu", {"sum"}), {&y[0]}, z);
       std::swap(y, z);
     }
-    if (f.fake_quant) {
-      Tensor qs = make_scalar_f32(f.q_scale), dqs = make_scalar_f32(f.dq_scale);
-      Tensor qz(f.q_dtype, {}), dqz(f.q_dtype, {});
-      if (f.q_dtype == DType::u8) {
-        qz.data<uint8_t>()[0] = static_cast<uint8_t>(f.q_zero_point);
-        dqz.data<uint8_t>()[0] = static_cast<uint8_t>(f.dq_zero_point);
-      } else {
-        qz.data<int8_t>()[0] = static_cast<int8_t>(f.q_zero_point);
-        dqz.data<int8_t>()[0] = static_cast<int8_t>(f.dq_zero_point);
-      }
-      q_ref(fused_step(setup->node, "QuantizeLinear", {"y", "s", "z"}), {&y[0], &qs, &qz}, z);
-      std::swap(y, z);
-      dq_ref(fused_step(setup->node, "DequantizeLinear", {"q", "s", "z"}), {&y[0], &dqs, &dqz}, z);
-      std::swap(y, z);
-    }
+    if (f.fake_quant) fake_quant(f.quant);
     out[0] = std::move(y[0]);
   };
 }

@@ -15,16 +15,24 @@ PreparedKernel prepare_conv_f32(const Node& node, const Graph& graph);
 
 // Epilogues the executor fuses into a float Conv at preparation (executor.cc): the fused kernel
 // performs exactly the float operations of the unfused chain
-//   Conv -> [Add] -> [Relu] -> [QuantizeLinear -> DequantizeLinear]
-// (the last pair per tensor, as QDQ models write it), so its results are bit-identical to running
-// the nodes one by one with their fast kernels.
-struct ConvFusion {
-  bool add = false;           // y = conv + addend (the addend has the conv output's shape)
-  bool relu = false;          // y = max(0, y)
-  bool fake_quant = false;    // y = (clamp(nearbyint(y / q_scale) + q_zero_point) - dq_zero_point) * dq_scale
-  DType q_dtype = DType::u8;  // u8 or i8: the clamp range
+//   Conv -> [QuantizeLinear -> DequantizeLinear] -> [Add] -> [Relu] -> [QuantizeLinear -> DequantizeLinear]
+// (each pair per tensor, as QDQ models write it; the first only in front of a fused Add, as in a
+// QDQ residual block), so its results are bit-identical to running the nodes one by one with their
+// fast kernels.
+// A QuantizeLinear -> DequantizeLinear pair: y = (clamp(nearbyint(x / q_scale) + q_zero_point) - dq_zero_point) *
+// dq_scale, the clamp range that of q_dtype.
+struct FakeQuant {
+  DType q_dtype = DType::u8;  // u8 or i8
   float q_scale = 1.0f, dq_scale = 1.0f;
   int32_t q_zero_point = 0, dq_zero_point = 0;
+};
+struct ConvFusion {
+  bool conv_fake_quant = false;  // the conv output's own pair, before the Add
+  FakeQuant conv_quant;
+  bool add = false;         // y = y + addend (the addend has the conv output's shape)
+  bool relu = false;        // y = max(0, y)
+  bool fake_quant = false;  // the result's pair
+  FakeQuant quant;
 };
 // Inputs of the fused kernel: the conv's three inputs (X, W, B; nullptr for an omitted B) and, with `add`, the addend.
 // nullptr when the conv is not one the fast path handles.
