@@ -216,6 +216,11 @@ TEST(FastConv, EqualsIm2colThenPortableSgemmBitForBit) {
       // dilation, and 16-wide rows.
       {2, 5, 3, 8, 13, 3, 3, 1, 1, {1, 1, 1, 1}, true},
       {1, 6, 12, 16, 7, 3, 3, 1, 2, {2, 2, 2, 2}, false},
+      // Two geometries with the same padded plane (12 x 18), one's last interior row the other's border row: each
+      // thread keeps a zero-bordered buffer per geometry, so neither sees the other's data.
+      {1, 4, 10, 16, 5, 3, 3, 1, 1, {1, 1, 1, 1}, true},
+      {1, 4, 11, 16, 5, 3, 3, 1, 1, {1, 1, 0, 1}, true},
+      {1, 4, 10, 16, 5, 3, 3, 1, 1, {1, 1, 1, 1}, true},
   };
   for (const auto& cc : cases) {
     SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w);

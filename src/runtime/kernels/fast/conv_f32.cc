@@ -84,23 +84,18 @@ struct ConvPlan {
 // Slack after the padded image: pack_strip's vector loads may read past the last tap they need.
 constexpr int64_t kPadSlack = 64;
 
-// X [C, H, W] -> the padded copy [C, hp, wp] (zeros around), so every tap is a plain load.
+// X [C, H, W] -> the interior of the padded copy [C, hp, wp]. The border stays zero from the buffer's creation: each
+// thread keeps one buffer per padded geometry (scratch_for), written only here and only inside.
 __attribute__((target("avx2,fma"))) void pad_image(const float* x, const ConvPlan& p, const Conv2dGeometry& g,
                                                    float* xp) {
-  for (int64_t ci = 0; ci < p.c; ++ci) {
-    float* plane = xp + ci * p.hp * p.wp;
-    std::fill(plane, plane + g.pad_top * p.wp, 0.0f);
-    for (int64_t y = 0; y < p.h; ++y) {
-      float* row = plane + (g.pad_top + y) * p.wp;
-      std::fill(row, row + g.pad_left, 0.0f);
-      const float* src = x + (ci * p.h + y) * p.w;
-      float* dst = row + g.pad_left;
-      int64_t i = 0;
-      for (; i + 8 <= p.w; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
-      for (; i < p.w; ++i) dst[i] = src[i];
-      std::fill(row + g.pad_left + p.w, row + p.wp, 0.0f);
-    }
-    std::fill(plane + (g.pad_top + p.h) * p.wp, plane + p.hp * p.wp, 0.0f);
+  const int64_t rows = p.c * p.h;
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t ci = row / p.h, y = row - ci * p.h;
+    const float* src = x + row * p.w;
+    float* dst = xp + (ci * p.hp + g.pad_top + y) * p.wp + g.pad_left;
+    int64_t i = 0;
+    for (; i + 8 <= p.w; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+    for (; i < p.w; ++i) dst[i] = src[i];
   }
 }
 
@@ -300,11 +295,19 @@ __attribute__((target("avx2,fma"))) void conv_strips_avx2(const float* xp, const
   const int64_t panels = (p.m + kMR - 1) / kMR;
   // Stride 1 with output rows made of whole 8-position halves: the taps are read from the padded image in place.
   const bool direct = g.stride_w == 1 && p.ow % 8 == 0;
+  // The first position of the strip's halves as (row, column), advanced without divisions.
+  int64_t oy = (s0 * kNR) / p.ow, ox = (s0 * kNR) % p.ow;
   for (int64_t j0 = s0 * kNR; j0 < std::min(p.spatial, s1 * kNR); j0 += kNR) {
     const int64_t cols = std::min(kNR, p.spatial - j0);
-    auto half = [&](int64_t j) { return xp + (j / p.ow) * g.stride_h * p.wp + j % p.ow; };
-    const ImageTaps taps{half(j0), cols > 8 ? half(j0 + 8) : half(j0), p.k_off.data()};
-    if (!direct) pack_strip(xp, p, g, j0, cols, panel);
+    ImageTaps taps{nullptr, nullptr, p.k_off.data()};
+    if (direct) {
+      taps.lo_half = xp + oy * g.stride_h * p.wp + ox;
+      if ((ox += 8) == p.ow) ox = 0, ++oy;
+      taps.hi_half = cols > 8 ? xp + oy * g.stride_h * p.wp + ox : taps.lo_half;
+      if ((ox += 8) == p.ow) ox = 0, ++oy;
+    } else {
+      pack_strip(xp, p, g, j0, cols, panel);
+    }
     for (int64_t pi = 0; pi < panels; ++pi) {
       const int64_t rows = std::min(kMR, p.m - pi * kMR);
       const float* ap = a.data.data() + pi * p.k * kMR;
@@ -317,19 +320,30 @@ __attribute__((target("avx2,fma"))) void conv_strips_avx2(const float* xp, const
   }
 }
 
-// Per-thread scratch: one strip's patches and one padded image.
+// Per-thread scratch: one strip's patches, and one zero-bordered padded image per geometry (the layers of a model).
+struct PaddedBuffer {
+  int64_t c, h, w, hp, wp, pad_top, pad_left;  // the whole geometry: another one's interior may be this one's border
+  std::vector<float> data;
+};
 struct Scratch {
-  std::vector<float> panel, padded;
+  std::vector<float> panel;
+  std::vector<PaddedBuffer> padded;  // few: one per distinct conv input geometry
+  float* padded_for(const ConvPlan& p, const Conv2dGeometry& g) {
+    for (auto& b : padded)
+      if (b.c == p.c && b.h == p.h && b.w == p.w && b.hp == p.hp && b.wp == p.wp && b.pad_top == g.pad_top &&
+          b.pad_left == g.pad_left)
+        return b.data.data();
+    if (padded.size() >= 32) padded.erase(padded.begin());  // a model with many shapes: the oldest goes
+    // Zero-filled once, with slack after the image: pack_strip's vector loads may read past the last tap they need.
+    padded.push_back({p.c, p.h, p.w, p.hp, p.wp, g.pad_top, g.pad_left,
+                      std::vector<float>(static_cast<size_t>(p.c * p.hp * p.wp + kPadSlack), 0.0f)});
+    return padded.back().data.data();
+  }
 };
 
 Scratch& scratch_for(const ConvPlan& p) {
   thread_local Scratch s;
   s.panel.resize(static_cast<size_t>(p.k * kNR + 8));  // +8: overhang of the last row's 8-lane stores
-  const size_t padded = static_cast<size_t>(p.c * p.hp * p.wp + kPadSlack);
-  if (s.padded.size() != padded) {
-    s.padded.resize(padded);
-    std::fill(s.padded.end() - kPadSlack, s.padded.end(), 0.0f);
-  }
   return s;
 }
 
@@ -422,18 +436,17 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
   const int64_t strips = (p.spatial + kNR - 1) / kNR;
   const float* xb = x->data<float>();
   float* yb = out.data<float>();
-  auto image = [&](int64_t i, int64_t s0, int64_t s1, Scratch& sc) {
+  auto image = [&](int64_t i, int64_t s0, int64_t s1, const float* padded, Scratch& sc) {
     Epilogue ei = e;
     ei.residual = r ? r->data<float>() + i * image_out : nullptr;
-    conv_strips_avx2(sc.padded.data(), *a, p, geo, yb + i * image_out, ei, s0, s1, sc.panel.data());
+    conv_strips_avx2(padded, *a, p, geo, yb + i * image_out, ei, s0, s1, sc.panel.data());
   };
   // Intra-op threads (a run that asked for them): one image's strips split in contiguous chunks,
   // or whole images. Each output element is computed by the same code whichever thread runs it.
   const int threads = intra_op_threads();
   if (threads > 1 && n == 1 && strips > 1) {
-    Scratch& mine = scratch_for(p);
-    pad_image(xb, p, geo, mine.padded.data());
-    const float* shared = mine.padded.data();
+    float* shared = scratch_for(p).padded_for(p, geo);
+    pad_image(xb, p, geo, shared);
     const int64_t chunks = std::min<int64_t>(4 * threads, strips);  // small chunks: a busy helper takes fewer
     parallel_for(chunks, threads, [&](int64_t c) {
       Scratch& sc = scratch_for(p);
@@ -445,8 +458,9 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
   }
   parallel_for(n, threads, [&](int64_t i) {
     Scratch& sc = scratch_for(p);
-    pad_image(xb + i * image_in, p, geo, sc.padded.data());
-    image(i, 0, strips, sc);
+    float* padded = sc.padded_for(p, geo);
+    pad_image(xb + i * image_in, p, geo, padded);
+    image(i, 0, strips, padded, sc);
   });
   return true;
 }
