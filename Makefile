@@ -23,12 +23,15 @@ run: deps build
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
-# qplay against ONNX Runtime on this machine, same threads, same run (~10 min on 2 cores):
-# writes docs/PERFORMANCE.md. A benchmark, not a test (not part of ctest). Needs node and
-# node_modules/onnxruntime-node (`make deps`), checked by the script.
+# qplay against ONNX Runtime on this machine, same threads, same run (~20 min on 2 cores): writes
+# docs/PERFORMANCE.md (batch 100, REFERENCE.md's setting) and docs/PERFORMANCE_BATCH16.md. A
+# benchmark, not a test (not part of ctest). Needs node and node_modules/onnxruntime-node
+# (`make deps`), checked by the script.
 bench: deps configure
 	cmake --build $(BUILD) -j$(JOBS) --target qplay
-	QPLAY=$(BUILD)/qplay node bench/run_bench.js
+	QPLAY=$(BUILD)/qplay BENCH_OTHER_REPORT=docs/PERFORMANCE_BATCH16.md node bench/run_bench.js
+	QPLAY=$(BUILD)/qplay BENCH_BATCH=16 BENCH_OUT=docs/PERFORMANCE_BATCH16.md BENCH_OTHER_REPORT=docs/PERFORMANCE.md \
+	  node bench/run_bench.js
 
 # The analysis on the whole test set (per-layer SQNR from caches, edit re-evaluation) next to
 # ONNX Runtime, and the server's load check: writes docs/PERFORMANCE_ANALYSIS.md (~5 min).

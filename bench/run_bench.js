@@ -23,12 +23,15 @@ process.chdir(ROOT);  // every command below is relative to the repository, as p
 
 const QPLAY = process.env.QPLAY || 'build/qplay';
 const THREADS = 2;
-const BATCH = 100;
+// Batch 100 by default (REFERENCE.md's setting); `make bench` also runs batch 16 (BENCH_BATCH=16), where both
+// runtimes are faster on this 2-core machine because a layer's activations stay in the caches.
+const BATCH = Number(process.env.BENCH_BATCH || 100);
+const OTHER_REPORT = process.env.BENCH_OTHER_REPORT || '';  // the other batch size's report, linked from this one
 const ORT_BEST_FP32_BATCH = 32;  // REFERENCE.md: ONNX Runtime's best FP32 batch on this machine kind
 const REPEAT = Number(process.env.BENCH_REPEAT || 5);
 const TIME_BUDGET = Number(process.env.BENCH_TIME_BUDGET || 30);
 const MAX_PASS_SECONDS = Number(process.env.BENCH_MAX_PASS_SECONDS || 40);
-const WARMUP_IMAGES = 200;  // two batches: one per worker thread
+const WARMUP_IMAGES = 200;  // at least one batch per worker thread
 const LATENCY_IMAGES = 1000;
 const LATENCY_REPEAT = 3;
 const OUT = process.env.BENCH_OUT || 'docs/PERFORMANCE.md';
@@ -302,7 +305,11 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
          'fastest pass and how many were timed. **qplay/ORT** is qplay images/s divided by ONNX Runtime images/s: 1.0 is ' +
          'parity, 0.5 means qplay takes twice as long. The two runtimes use the 2 threads differently: qplay runs whole ' +
          'batches in parallel (one batch per thread, as `qplay eval` does), ONNX Runtime runs one batch at a time and ' +
-         'splits each operator over its 2 intra-op threads. On a shared or throttled machine compare the ratio, not ' +
+         'splits each operator over its 2 intra-op threads. ' +
+         (OTHER_REPORT ? `The same benchmark at another batch size: [${path.basename(OTHER_REPORT)}](${path.basename(OTHER_REPORT)}) ` +
+                         '(the batch changes how much of a layer\'s activations stays in the caches, and each runtime ' +
+                         'reacts differently). ' : '') +
+         'On a shared or throttled machine compare the ratio, not ' +
          'the absolute figures, and compare against REFERENCE.md only through ONNX Runtime\'s re-measured column ' +
          '(REFERENCE.md\'s figures come from a 2-core machine with AVX-512' +
          (/avx512f/.test(m.simd) ? ').' : '; this one has none, which alone lowers ONNX Runtime\'s figures here).'));

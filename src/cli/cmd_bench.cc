@@ -55,7 +55,7 @@ struct BenchOptions {
   std::string model = default_model_path();
   std::string data;
   std::string mode = "fp32";
-  int64_t batch = 100;
+  int64_t batch = 16;
   int threads = 2;
   int repeat = 5;
   double time_budget = 0;       // > 0: stop repeating once the timed passes took this many seconds

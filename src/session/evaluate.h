@@ -12,7 +12,7 @@ namespace qplay {
 
 struct EvalOptions {
   int64_t limit = -1;   // first N images; -1 = all
-  int64_t batch = 100;
+  int64_t batch = 16;   // small enough for a layer's activations to stay in the caches (docs/PERFORMANCE.md)
   int threads = 2;      // batches are spread over threads, each running the whole graph
   Progress progress;    // images done after each batch; returning false cancels (throws Cancelled)
 };
