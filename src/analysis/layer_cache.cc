@@ -28,13 +28,15 @@ struct CachedLayerPlan {
   const Layer* quantized = nullptr;
   const Layer* fp32 = nullptr;
   int fp32_index = -1;           // into Fp32LayerCache::values
-  std::string cached;             // checkpoint holding the layer's result: its output codes, or a float value
-  std::optional<QuantGrid> grid;  // set when `cached` holds codes
+  std::string cached;                    // checkpoint holding the layer's result: its output codes, or a float value
+  bool cached_is_codes = false;          // `cached` holds output codes on output_grid
+  std::optional<QuantGrid> output_grid;  // set when the layer's output is quantized
 };
 
 struct BatchSums {
   std::vector<ErrorAccumulator> errors;
   std::vector<CodeAccumulator> codes;
+  std::vector<ClippingCounts> clipping;
 };
 
 }  // namespace
@@ -130,10 +132,11 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
     p.fp32 = &f_layers[pair.fp32];
     p.fp32_index = fp32.index_of(p.fp32->output);
     const std::string& result_value = layer_result(*p.quantized);
-    const QuantParam* grid = find_quant_param(params, p.quantized->output_params);
-    if (p.fp32_index >= 0 && !p.quantized->output_codes.empty() && grid && is_cached(p.quantized->output_codes)) {
+    if (const QuantParam* q = find_quant_param(params, p.quantized->output_params); q && !q->scales.empty())
+      p.output_grid = quant_grid(*q);
+    if (p.fp32_index >= 0 && !p.quantized->output_codes.empty() && p.output_grid && is_cached(p.quantized->output_codes)) {
       p.cached = p.quantized->output_codes;
-      p.grid = quant_grid(*grid);
+      p.cached_is_codes = true;
     } else if (p.fp32_index >= 0 && is_cached(result_value)) {
       p.cached = result_value;
     } else if (p.fp32_index < 0 || result_value != model_output) {
@@ -157,6 +160,7 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
     BatchSums& s = sums[b];
     s.errors.resize(plans.size());
     s.codes.resize(plans.size());
+    s.clipping.resize(plans.size());
     std::vector<float>& x = scratch[thread];
     for (size_t k = 0; k < plans.size(); ++k) {
       const CachedLayerPlan& p = plans[k];
@@ -166,6 +170,7 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
       if (p.cached.empty()) {  // the model output
         if (n != classes) throw Error("layer '" + p.quantized->name + "': FP32 output size differs from the model's");
         for (int64_t i = 0; i < count; ++i) add_sample(s.errors[k], &x[i * n], &q_outputs[(begin + i) * classes], n);
+        if (p.output_grid) add_clipped(s.clipping[k], x.data(), {count, n}, *p.output_grid);
         continue;
       }
       const Tensor* codes = nullptr;
@@ -178,20 +183,25 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
         throw Error("layer '" + p.quantized->name + "': " + std::to_string(codes->numel() / std::max<int64_t>(count, 1)) +
                     " codes per image against " + std::to_string(n) + " FP32 values");
       const bool byte_codes = codes->dtype == DType::u8 || codes->dtype == DType::i8;
-      if (p.grid && p.grid->channels() == 1 && byte_codes) {  // the common case, fused and vectorised
+      const QuantGrid* grid = p.output_grid ? &*p.output_grid : nullptr;
+      if (p.cached_is_codes && grid->channels() == 1 && byte_codes) {  // the common case, fused and vectorised
         const uint8_t* base = codes->bytes.data();
-        for (int64_t i = 0; i < count; ++i)
-          add_sample_sums(s.errors[k],
-                          sample_sums_codes(&x[i * n], base + i * n, codes->dtype == DType::i8, n, p.grid->scales[0],
-                                            static_cast<int32_t>(p.grid->zero_points[0])));
+        const ClipBounds clip = clip_bounds(*grid, 0);
+        for (int64_t i = 0; i < count; ++i) {
+          const SampleSums sums = sample_sums_codes(&x[i * n], base + i * n, codes->dtype == DType::i8, n,
+                                                    grid->scales[0], static_cast<int32_t>(grid->zero_points[0]), clip);
+          add_sample_sums(s.errors[k], sums);
+          merge(s.clipping[k], sums.clipping);
+        }
         s.codes[k] = make_code_accumulator(codes->dtype);
         add_codes(s.codes[k], *codes);
         continue;
       }
-      const Tensor y = p.grid ? dequantize(*codes, *p.grid) : *codes;
+      const Tensor y = p.cached_is_codes ? dequantize(*codes, *grid) : *codes;
       if (y.dtype != DType::f32) throw Error("layer '" + p.quantized->name + "': cached result is not float32");
       for (int64_t i = 0; i < count; ++i) add_sample(s.errors[k], &x[i * n], y.data<float>() + i * n, n);
-      if (p.grid && (codes->dtype == DType::u8 || codes->dtype == DType::i8)) {
+      if (grid) add_clipped(s.clipping[k], x.data(), codes->shape, *grid);  // x has the cached value's layout
+      if (p.cached_is_codes && byte_codes) {
         s.codes[k] = make_code_accumulator(codes->dtype);
         add_codes(s.codes[k], *codes);
       }
@@ -200,26 +210,13 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
 
   for (size_t k = 0; k < plans.size(); ++k) {
     const CachedLayerPlan& p = plans[k];
-    ErrorAccumulator errors;
-    CodeAccumulator codes;
+    LayerTotals totals;  // no isolated runs from caches
     for (const auto& s : sums) {
-      merge(errors, s.errors[k]);
-      merge(codes, s.codes[k]);
+      merge(totals.accumulated, s.errors[k]);
+      merge(totals.codes, s.codes[k]);
+      merge(totals.clipping, s.clipping[k]);
     }
-    LayerComparison c;
-    c.name = p.quantized->name;
-    c.kind = p.quantized->kind;
-    c.op_type = p.quantized->op_type;
-    c.fp32_name = p.fp32->name;
-    c.compared_value = layer_result(*p.quantized);
-    c.fp32_value = p.fp32->output;
-    c.quant_params = p.quantized->quant_params;
-    c.output_params = p.quantized->output_params;
-    if (p.grid && p.grid->channels() == 1) c.scale = p.grid->scales[0];
-    c.accumulated = error_metrics(errors, c.scale);
-    c.has_codes = !codes.counts.empty();
-    if (c.has_codes) c.codes = code_stats(codes);
-    result.layers.push_back(std::move(c));
+    result.layers.push_back(summarize_layer(*p.quantized, *p.fp32, p.output_grid ? &*p.output_grid : nullptr, totals));
   }
 
   AccuracyBreakdown& a = result.accuracy;

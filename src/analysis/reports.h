@@ -24,6 +24,7 @@ nlohmann::json json_number(double v);
 nlohmann::json layers_json(const Graph& g, const std::vector<Layer>& layers);
 nlohmann::json error_metrics_json(const ErrorMetrics& m);
 nlohmann::json code_stats_json(const CodeStats& s);
+nlohmann::json clipping_json(const ClippingCounts& c);
 nlohmann::json quant_grid_json(const QuantGrid& grid);
 
 nlohmann::json compare_json(const Comparison& c, const std::string& fp32_path, const std::string& quantized_path,

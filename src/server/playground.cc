@@ -238,9 +238,11 @@ std::map<std::string, std::string> layer_of_params(const std::vector<Layer>& lay
   return owner;
 }
 
-json error_with_clip(const ErrorMetrics& m, bool has_codes, const CodeStats& codes) {
+// clip_rate: the share of the FP32 layer output outside the output grid (the same reference
+// values for the accumulated and the isolated run).
+json error_with_clip(const ErrorMetrics& m, const LayerComparison& l) {
   json j = error_metrics_json(m);
-  j["clip_rate"] = has_codes ? json(codes.clipping_rate) : json(nullptr);
+  j["clip_rate"] = l.has_clipping ? json(clipping_rate(l.clipping)) : json(nullptr);
   return j;
 }
 
@@ -998,8 +1000,8 @@ json Playground::infer(const json& request) const {
           {{"layer", l.name},
            {"kind", l.kind},
            {"fp32_layer", l.fp32_name},
-           {"accumulated", error_with_clip(l.accumulated, l.has_codes, l.codes)},
-           {"isolated", l.has_isolated ? error_with_clip(l.isolated, l.has_codes, l.isolated_codes) : json(nullptr)}});
+           {"accumulated", error_with_clip(l.accumulated, l)},
+           {"isolated", l.has_isolated ? error_with_clip(l.isolated, l) : json(nullptr)}});
   }
   out["seconds"] = seconds_since(start);
   return out;
@@ -1038,7 +1040,8 @@ json Playground::layer_json(int64_t version, const std::string& layer_name, int6
         out["metrics"] = {{"fp32_layer", l.fp32_name},
                           {"accumulated", error_metrics_json(l.accumulated)},
                           {"isolated", l.has_isolated ? error_metrics_json(l.isolated) : json(nullptr)},
-                          {"codes", l.has_codes ? code_stats_json(l.codes) : json(nullptr)}};
+                          {"codes", l.has_codes ? code_stats_json(l.codes) : json(nullptr)},
+                          {"clipping", l.has_clipping ? clipping_json(l.clipping) : json(nullptr)}};
   }
 
   HistogramOptions ho;

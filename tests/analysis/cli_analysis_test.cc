@@ -49,7 +49,10 @@ TEST(CliAnalysis, CompareJsonOneImage) {
   EXPECT_EQ(j["images"], 1);
   EXPECT_EQ(j["layers"].size(), 14u);
   EXPECT_TRUE(j["layers"][0]["accumulated"]["sqnr_db"].is_number());
-  EXPECT_TRUE(j["layers"][0]["codes"]["clipping_rate"].is_number());
+  EXPECT_TRUE(j["layers"][0]["codes"]["at_limits_rate"].is_number());
+  // One image of conv2d: 32 x 32 x 16 FP32 values checked against the output grid.
+  EXPECT_EQ(j["layers"][0]["clipping"]["values"], 16384);
+  EXPECT_TRUE(j["layers"][0]["clipping"]["rate"].is_number());
 }
 
 TEST(CliAnalysis, HistogramJson) {

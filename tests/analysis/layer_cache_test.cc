@@ -78,10 +78,15 @@ TEST(HalfFloat, FastPathGivesThePortableBits) {
 }
 
 // The fused kernel (AVX2 when present) sums what dequantize + add_sample sum, over lengths
-// below, at and above the vector width and the 256-element block, signed and unsigned codes.
+// below, at and above the vector width and the 256-element block, signed and unsigned codes,
+// and counts the clipped x as the definition does (x outside the grid's range widened by half
+// a step, compared in double), values exactly at and just past both bounds included.
 TEST(SampleSums, FastKernelMatchesDequantizeAndAddSample) {
   std::mt19937 rng(11);
-  std::uniform_real_distribution<float> value(-3.0f, 5.0f);
+  // The grids below keep about [-4.3, 5.1] (uint8) and [-4.6, 4.8] (int8): some x fall outside.
+  std::uniform_real_distribution<float> value(-6.0f, 7.0f);
+  const float inf = std::numeric_limits<float>::infinity();
+  int64_t clipped_seen = 0;
   for (int64_t n : {1, 7, 8, 9, 255, 256, 257, 1000, 16384}) {
     for (bool is_signed : {false, true}) {
       SCOPED_TRACE(std::to_string(n) + (is_signed ? " int8" : " uint8"));
@@ -89,16 +94,39 @@ TEST(SampleSums, FastKernelMatchesDequantizeAndAddSample) {
       std::vector<uint8_t> codes(n);
       const float scale = 0.037f;
       const int32_t zp = is_signed ? -5 : 117;
+      const int64_t qmin = is_signed ? -128 : 0, qmax = is_signed ? 127 : 255;
+      const ClipBounds clip = clip_bounds(scale, zp, qmin, qmax);
       for (int64_t i = 0; i < n; ++i) {
         x[i] = value(rng);
         codes[i] = static_cast<uint8_t>(rng());
         const int32_t q = is_signed ? static_cast<int8_t>(codes[i]) : codes[i];
         y[i] = static_cast<float>(q - zp) * scale;
       }
+      // Values on and just past the bounds, in the vector part and in the tail.
+      const float edges[] = {clip.below, std::nextafter(clip.below, -inf), clip.above, std::nextafter(clip.above, inf)};
+      for (int e = 0; e < 4; ++e) {
+        if (e < n) x[e] = edges[e];
+        if (n - 1 - e >= 4) x[n - 1 - e] = edges[e];
+      }
+      const double lo = double(scale) * (qmin - zp - 0.5), hi = double(scale) * (qmax - zp + 0.5);
+      int64_t below = 0, above = 0;
+      for (float v : x) {
+        below += double(v) < lo;
+        above += double(v) > hi;
+      }
+      clipped_seen += below + above;
+
       ErrorAccumulator reference, fast, portable;
       add_sample(reference, x.data(), y.data(), n);
-      add_sample_sums(fast, sample_sums_codes(x.data(), codes.data(), is_signed, n, scale, zp));
-      add_sample_sums(portable, sample_sums_codes_portable(x.data(), codes.data(), is_signed, n, scale, zp));
+      const SampleSums fast_sums = sample_sums_codes(x.data(), codes.data(), is_signed, n, scale, zp, clip);
+      const SampleSums portable_sums = sample_sums_codes_portable(x.data(), codes.data(), is_signed, n, scale, zp, clip);
+      for (const SampleSums* ss : {&fast_sums, &portable_sums}) {
+        EXPECT_EQ(ss->clipping.values, n);
+        EXPECT_EQ(ss->clipping.below, below);
+        EXPECT_EQ(ss->clipping.above, above);
+      }
+      add_sample_sums(fast, fast_sums);
+      add_sample_sums(portable, portable_sums);
       for (const ErrorAccumulator* a : {&fast, &portable}) {
         EXPECT_EQ(a->elements, n);
         EXPECT_NEAR(a->sum_x2, reference.sum_x2, 1e-6 * reference.sum_x2);
@@ -110,6 +138,7 @@ TEST(SampleSums, FastKernelMatchesDequantizeAndAddSample) {
       }
     }
   }
+  EXPECT_GT(clipped_seen, 1000);  // the counts were tested on something
 }
 
 // The cached comparison measures what compare_models measures by running both models: the
@@ -133,6 +162,12 @@ void expect_same(const Comparison& streamed, const CachedComparison& cached) {
     EXPECT_EQ(a.codes.at_qmin, b.codes.at_qmin);
     EXPECT_EQ(a.codes.at_qmax, b.codes.at_qmax);
     EXPECT_EQ(a.codes.distinct, b.codes.distinct);
+    // The cache keeps FP32 values as half floats: a value within 2^-11 (relative) of a clip bound
+    // may land on the other side.
+    EXPECT_EQ(a.has_clipping, b.has_clipping);
+    EXPECT_EQ(a.clipping.values, b.clipping.values);
+    EXPECT_NEAR(a.clipping.below, b.clipping.below, 1e-4 * a.clipping.values);
+    EXPECT_NEAR(a.clipping.above, b.clipping.above, 1e-4 * a.clipping.values);
   }
   EXPECT_EQ(streamed.accuracy.fp32_predictions, cached.comparison.accuracy.fp32_predictions);
   EXPECT_EQ(streamed.accuracy.quantized_predictions, cached.comparison.accuracy.quantized_predictions);
