@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -52,6 +51,8 @@ Fp32LayerCache capture_fp32_layers(std::shared_ptr<const Graph> fp32, const Data
   c.fp32 = fp32;
   c.images = options.limit < 0 ? data.size() : std::min(options.limit, data.size());
   if (fp32->outputs.size() != 1) throw Error("the FP32 model must have one output");
+  if (options.batch < 1) throw Error("batch size must be at least 1");
+  if (options.threads < 1) throw Error("thread count must be at least 1");
   for (const auto& layer : group_layers(*fp32))
     if (!layer.output.empty() && c.index_of(layer.output) < 0) c.values.push_back(layer.output);
   c.elements.assign(c.values.size(), -1);
@@ -66,9 +67,11 @@ Fp32LayerCache capture_fp32_layers(std::shared_ptr<const Graph> fp32, const Data
   const ValueInfo& input = image_input(*fp32);
   const ImageLayout layout = image_layout_for(input);
   const std::string output = fp32->outputs[0].name;
-  std::mutex sizing;
 
-  run_batches(c.images, options.batch, options.threads, [&](int64_t, int64_t begin, int64_t count, int) {
+  // One batch: every hooked value is stored at its images' place. `sizing` is true only for the
+  // first batch, which runs alone and sizes every slot, so the parallel batches after it only
+  // read the sizes and write disjoint ranges: no lock per value.
+  const auto run_batch = [&](int64_t begin, int64_t count, bool sizing) {
     std::map<std::string, Tensor> feeds;
     feeds[input.name] = make_image_batch(data, begin, count, layout);
     const auto result = executor.run(feeds, [&](int, const std::string& value, const Tensor& t) {
@@ -76,22 +79,28 @@ Fp32LayerCache capture_fp32_layers(std::shared_ptr<const Graph> fp32, const Data
       if (it == slot.end()) return;
       if (t.dtype != DType::f32) throw Error("FP32 layer output '" + value + "' is not float32");
       const size_t k = it->second;
-      const int64_t per_image = t.numel() / count;
-      {
-        std::lock_guard<std::mutex> lock(sizing);  // the first batch to arrive sizes the slot
-        if (c.elements[k] < 0) {
-          c.elements[k] = per_image;
-          c.halves[k].resize(static_cast<size_t>(c.images * per_image));
-        } else if (c.elements[k] != per_image) {
-          throw Error("FP32 layer output '" + value + "' changes size between batches");
-        }
+      if (sizing && c.elements[k] < 0) {
+        if (t.numel() % count != 0)
+          throw Error("FP32 layer output '" + value + "' has " + std::to_string(t.numel()) + " values for " +
+                      std::to_string(count) + " images");
+        c.elements[k] = t.numel() / count;
+        c.halves[k].resize(static_cast<size_t>(c.images * c.elements[k]));
+      } else if (t.numel() != c.elements[k] * count) {
+        throw Error("FP32 layer output '" + value + "' changes size between batches");
       }
-      floats_to_halves(t.data<float>(), c.halves[k].data() + begin * per_image, static_cast<size_t>(t.numel()));
+      floats_to_halves(t.data<float>(), c.halves[k].data() + begin * c.elements[k], static_cast<size_t>(t.numel()));
     });
     const Tensor& out = result.at(output);
     const int64_t classes = out.numel() / count;
     for (int64_t i = 0; i < count; ++i) c.predictions[begin + i] = argmax(out.data<float>() + i * classes, classes);
-  });
+  };
+
+  const int64_t first = std::min(options.batch, c.images);
+  if (first > 0) run_batch(0, first, true);
+  for (size_t k = 0; k < c.values.size(); ++k)
+    if (first > 0 && c.elements[k] < 0) throw Error("FP32 layer output '" + c.values[k] + "' was never computed");
+  run_batches(c.images - first, options.batch, options.threads,
+              [&](int64_t, int64_t begin, int64_t count, int) { run_batch(first + begin, count, false); });
   for (const auto& h : c.halves) c.bytes += h.size() * sizeof(uint16_t);
   c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return c;
