@@ -2,6 +2,7 @@
 // comparison from caches against compare_models(), which runs both models.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -223,6 +224,29 @@ TEST(LayerCache, EditedVersionMatchesStreamedComparison) {
       changed = changed || before.comparison.layers[k].accumulated.sqnr_db != cached.comparison.layers[k].accumulated.sqnr_db;
     EXPECT_TRUE(changed);
   }
+}
+
+// The first batch sizes the slots alone, the others fill them in parallel: uneven batches on two
+// threads store the same halves and predictions as one batch on one thread.
+TEST(LayerCache, Fp32CaptureDoesNotDependOnBatchesOrThreads) {
+  ReevalOptions one, many;
+  one.limit = many.limit = 23;
+  one.batch = 23;
+  one.threads = 1;
+  many.batch = 4;  // 6 batches, the last of 3 images
+  many.threads = 2;
+  const auto fp32 = shipped_model(kFp32);
+  const Fp32LayerCache a = capture_fp32_layers(fp32, sample(), one);
+  const Fp32LayerCache b = capture_fp32_layers(fp32, sample(), many);
+  ASSERT_EQ(a.values, b.values);
+  EXPECT_EQ(a.elements, b.elements);
+  EXPECT_EQ(a.elements.front(), 32 * 32 * 16);  // conv2d's output per image
+  for (size_t k = 0; k < a.values.size(); ++k) EXPECT_TRUE(a.halves[k] == b.halves[k]) << a.values[k];
+  EXPECT_EQ(a.predictions, b.predictions);
+  EXPECT_EQ(std::count(b.predictions.begin(), b.predictions.end(), -1), 0);  // every image stored
+  ReevalOptions zero = many;
+  zero.batch = 0;
+  EXPECT_THROW(capture_fp32_layers(fp32, sample(), zero), Error);
 }
 
 TEST(LayerCache, MismatchedCachesAreRefused) {
