@@ -317,7 +317,8 @@ json edit_evaluation_json(const Reevaluation& before, const Reevaluation& after,
           {"reevaluate_seconds", after.seconds}};
 }
 
-json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data) {
+json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data,
+                    const std::string& fp32_model) {
   json adds = json::array();
   for (const auto& a : s.adds) {
     json scales = json::array();
@@ -329,9 +330,17 @@ json residuals_json(const ResidualStudy& s, const std::string& model, const std:
                     {"float_value", a.float_value},
                     {"dequantized_value", a.dequantized_value},
                     {"output_scale", json_number(a.output_scale)},
-                    {"requantization", error_metrics_json(a.requantization)}});
+                    {"requantization", error_metrics_json(a.requantization)},
+                    {"fp32_layer", a.has_fp32 ? json(a.fp32_layer) : json(nullptr)},
+                    {"fp32_value", a.has_fp32 ? json(a.fp32_value) : json(nullptr)},
+                    {"compared_value", a.has_fp32 ? json(a.compared_value) : json(nullptr)},
+                    {"against_fp32", a.has_fp32 ? error_metrics_json(a.against_fp32) : json(nullptr)}});
   }
-  return {{"model", model}, {"data", data}, {"images", s.images}, {"adds", adds}};
+  return {{"model", model},
+          {"fp32_model", s.has_fp32 ? json(fp32_model) : json(nullptr)},
+          {"data", data},
+          {"images", s.images},
+          {"adds", adds}};
 }
 
 json sensitivity_json(const Sensitivity& s, const std::string& fp32, const std::string& quantized,

@@ -884,7 +884,8 @@ json Playground::residuals(int64_t version, int64_t limit) const {
     std::lock_guard<std::mutex> lock(mu_);
     path = model_locked(rt->model)->path;
   }
-  json j = residuals_json(study_residuals(rt->graph, data_, ro), path, data_.source);
+  const auto fp32 = fp32_model();  // each Add's output is also measured against the FP32 Add
+  json j = residuals_json(study_residuals(rt->graph, data_, ro, fp32->graph), path, data_.source, fp32->path);
   j["version"] = version;
   return j;
 }
@@ -1399,7 +1400,8 @@ void Playground::run_job(std::shared_ptr<Job> job) {
         ro.limit = limit < 0 ? data_.size() : limit;
         ro.threads = options_.threads;
         ro.progress = progress;
-        result = residuals_json(study_residuals(rt->graph, data_, ro), label, data_.source);
+        result =
+            residuals_json(study_residuals(rt->graph, data_, ro, fp32->graph), label, data_.source, fp32->path);
       }
       result["version"] = rt->version;
     }

@@ -65,6 +65,23 @@ TEST(CliAnalysis, HistogramJson) {
   EXPECT_EQ(j["float_channels"]["min"].size(), 16u);
 }
 
+TEST(CliAnalysis, ResidualsAgainstFp32Json) {
+  const auto r = qplay_cli("residuals " + per_tensor + " --fp32 " + fp32 + " --limit 3 --json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["fp32_model"], fp32);
+  ASSERT_EQ(j["adds"].size(), 3u);
+  for (const auto& a : j["adds"]) {
+    EXPECT_EQ(a["fp32_layer"], a["name"]);
+    EXPECT_EQ(a["against_fp32"]["images"], 3);
+    // Upstream error comes on top of the requantization's.
+    EXPECT_LT(a["against_fp32"]["sqnr_db"].get<double>(), a["requantization"]["sqnr_db"].get<double>());
+  }
+  const auto text = qplay_cli("residuals " + per_tensor + " --fp32 " + fp32 + " --limit 3");
+  ASSERT_EQ(text.code, 0) << text.output;
+  EXPECT_NE(text.output.find("vs FP32 SQNR"), std::string::npos) << text.output;
+}
+
 TEST(CliAnalysis, Errors) {
   expect_clean_error(qplay_cli("compare " + fp32 + " " + per_tensor + " --image 1000"),
                      "image index 1000 is out of range (the data set has 1000 images");
@@ -73,6 +90,8 @@ TEST(CliAnalysis, Errors) {
   expect_clean_error(qplay_cli("compare " + fp32 + " /no/such/quantized.onnx"),
                      "cannot open model file '/no/such/quantized.onnx'");
   expect_clean_error(qplay_cli("histogram " + per_tensor + " activation --fp32 /no/such.onnx"),
+                     "cannot open model file '/no/such.onnx'");
+  expect_clean_error(qplay_cli("residuals " + per_tensor + " --fp32 /no/such.onnx"),
                      "cannot open model file '/no/such.onnx'");
   const auto missing = qplay_cli("compare " + fp32);  // the quantized model is required
   EXPECT_NE(missing.code, 0);
