@@ -4,31 +4,15 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "support/cli_runner.h"
 #include "support/test_support.h"
 
 namespace qplay {
 namespace {
 
+using testing::expect_clean_error;
+using testing::qplay_cli;
 using testing::model_path;
-using testing::run_command;
-
-struct CliResult {
-  int code;
-  std::string output;
-};
-
-CliResult qplay_cli(const std::string& args) {
-  CliResult r;
-  r.code = run_command(std::string(QPLAY_BINARY) + " " + args, r.output);
-  return r;
-}
-
-void expect_clean_error(const CliResult& r, const std::string& fragment) {
-  EXPECT_EQ(r.code, 1) << r.output;
-  EXPECT_NE(r.output.find("qplay: error: "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "not one line: " << r.output;
-}
 
 const std::string fp32 = model_path("resnet8_fp32.onnx");
 const std::string per_tensor = model_path("resnet8_u8act_s8w_pertensor.onnx");

@@ -13,15 +13,11 @@
 namespace qplay {
 namespace {
 
+using testing::test_sample;
 using testing::shipped_model;
 
-const Dataset& sample() {
-  static const Dataset d = load_cifar10(default_test_sample_path());
-  return d;
-}
-
 Comparison compare(const char* fp32, const char* quantized, CompareOptions options) {
-  return compare_models(shipped_model(fp32), shipped_model(quantized), sample(), options);
+  return compare_models(shipped_model(fp32), shipped_model(quantized), test_sample(), options);
 }
 
 CompareOptions first(int64_t n) {
@@ -106,7 +102,7 @@ TEST(Compare, ClippingCountsFp32ValuesOutsideTheOutputGrid) {
     ASSERT_EQ(p->scales.size(), 1u);
     const double s = p->scales[0], z = double(p->zero_points[0]);
     const double lo = s * (0 - z - 0.5), hi = s * (255 - z + 0.5);  // uint8 activations
-    const Capture values = capture_images(fp32, sample(), 0, 20, {L.fp32_value});
+    const Capture values = capture_images(fp32, test_sample(), 0, 20, {L.fp32_value});
     const Tensor& x = values.at(L.fp32_value);
     int64_t below = 0, above = 0;
     for (int64_t i = 0; i < x.numel(); ++i) {
@@ -191,16 +187,16 @@ TEST(Compare, OneImage) {
   EXPECT_TRUE(c.single_image);
   EXPECT_EQ(c.first_image, 7);
   EXPECT_EQ(c.images, 1);
-  EXPECT_EQ(c.accuracy.labels, std::vector<int>{sample().labels[7]});
+  EXPECT_EQ(c.accuracy.labels, std::vector<int>{test_sample().labels[7]});
   for (const auto& L : c.layers) {
     EXPECT_EQ(L.accumulated.samples, 1);
     EXPECT_DOUBLE_EQ(L.accumulated.mean_sample_sqnr_db, L.accumulated.sqnr_db);  // one image: one SQNR
   }
   const auto j = compare_json(c, "a", "b", "d");
   EXPECT_EQ(j["image"], 7);
-  EXPECT_EQ(j["prediction"]["label"], sample().labels[7]);
+  EXPECT_EQ(j["prediction"]["label"], test_sample().labels[7]);
 
-  o.image = sample().size();
+  o.image = test_sample().size();
   try {
     compare(testing::kFp32, testing::kPerChannel, o);
     FAIL();

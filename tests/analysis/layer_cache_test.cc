@@ -17,15 +17,11 @@
 namespace qplay {
 namespace {
 
+using testing::test_sample;
 using testing::kFp32;
 using testing::kPerChannel;
 using testing::kPerTensor;
 using testing::shipped_model;
-
-const Dataset& sample() {
-  static const Dataset d = load_cifar10(default_test_sample_path());
-  return d;
-}
 
 TEST(HalfFloat, HandComputedCodes) {
   EXPECT_EQ(float_to_half(1.0f), 0x3c00);
@@ -182,14 +178,14 @@ TEST(LayerCache, BaseModelMatchesStreamedComparison) {
     o.limit = 150;
     const auto fp32 = shipped_model(kFp32);
     const auto quantized = shipped_model(model);
-    const Fp32LayerCache f = capture_fp32_layers(fp32, sample(), o);
-    const BaseCache q = capture_base(quantized, sample(), o);
+    const Fp32LayerCache f = capture_fp32_layers(fp32, test_sample(), o);
+    const BaseCache q = capture_base(quantized, test_sample(), o);
     EXPECT_EQ(f.images, 150);
     EXPECT_GT(f.bytes, 0u);
     CompareOptions c;
     c.limit = 150;
     c.isolated = false;
-    expect_same(compare_models(fp32, quantized, sample(), c), compare_cached(f, q));
+    expect_same(compare_models(fp32, quantized, test_sample(), c), compare_cached(f, q));
   }
 }
 
@@ -200,8 +196,8 @@ TEST(LayerCache, EditedVersionMatchesStreamedComparison) {
   const auto base = shipped_model(kPerTensor);
   ReevalOptions o;
   o.limit = 120;
-  const Fp32LayerCache f = capture_fp32_layers(fp32, sample(), o);
-  const BaseCache q = capture_base(base, sample(), o);
+  const Fp32LayerCache f = capture_fp32_layers(fp32, test_sample(), o);
+  const BaseCache q = capture_base(base, test_sample(), o);
   const std::vector<std::vector<Edit>> cases = {
       {parse_set_edit("conv2d.weight_quantized.scale=0.0002")},
       {parse_bits_edit("activation_3=5")},
@@ -215,7 +211,7 @@ TEST(LayerCache, EditedVersionMatchesStreamedComparison) {
     CompareOptions c;
     c.limit = 120;
     c.isolated = false;
-    const Comparison streamed = compare_models(fp32, std::make_shared<const Graph>(edited.graph), sample(), c);
+    const Comparison streamed = compare_models(fp32, std::make_shared<const Graph>(edited.graph), test_sample(), c);
     expect_same(streamed, cached);
     // The edit shows: some layer's error differs from the base model's.
     const CachedComparison before = compare_cached(f, q);
@@ -236,8 +232,8 @@ TEST(LayerCache, Fp32CaptureDoesNotDependOnBatchesOrThreads) {
   many.batch = 4;  // 6 batches, the last of 3 images
   many.threads = 2;
   const auto fp32 = shipped_model(kFp32);
-  const Fp32LayerCache a = capture_fp32_layers(fp32, sample(), one);
-  const Fp32LayerCache b = capture_fp32_layers(fp32, sample(), many);
+  const Fp32LayerCache a = capture_fp32_layers(fp32, test_sample(), one);
+  const Fp32LayerCache b = capture_fp32_layers(fp32, test_sample(), many);
   ASSERT_EQ(a.values, b.values);
   EXPECT_EQ(a.elements, b.elements);
   EXPECT_EQ(a.elements.front(), 32 * 32 * 16);  // conv2d's output per image
@@ -246,15 +242,15 @@ TEST(LayerCache, Fp32CaptureDoesNotDependOnBatchesOrThreads) {
   EXPECT_EQ(std::count(b.predictions.begin(), b.predictions.end(), -1), 0);  // every image stored
   ReevalOptions zero = many;
   zero.batch = 0;
-  EXPECT_THROW(capture_fp32_layers(fp32, sample(), zero), Error);
+  EXPECT_THROW(capture_fp32_layers(fp32, test_sample(), zero), Error);
 }
 
 TEST(LayerCache, MismatchedCachesAreRefused) {
   ReevalOptions a, b;
   a.limit = 20;
   b.limit = 30;
-  const Fp32LayerCache f = capture_fp32_layers(shipped_model(kFp32), sample(), a);
-  const BaseCache q = capture_base(shipped_model(kPerTensor), sample(), b);
+  const Fp32LayerCache f = capture_fp32_layers(shipped_model(kFp32), test_sample(), a);
+  const BaseCache q = capture_base(shipped_model(kPerTensor), test_sample(), b);
   try {
     compare_cached(f, q);
     FAIL() << "no error";

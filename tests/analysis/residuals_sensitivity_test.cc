@@ -13,17 +13,13 @@
 namespace qplay {
 namespace {
 
+using testing::test_sample;
 using testing::shipped_model;
-
-const Dataset& sample() {
-  static const Dataset d = load_cifar10(default_test_sample_path());
-  return d;
-}
 
 TEST(Residuals, ThreeAddsWithScaleRatiosAndRequantizationError) {
   ResidualOptions o;
   o.limit = 20;
-  const ResidualStudy s = study_residuals(shipped_model(testing::kPerTensor), sample(), o);
+  const ResidualStudy s = study_residuals(shipped_model(testing::kPerTensor), test_sample(), o);
   ASSERT_EQ(s.adds.size(), 3u);
   EXPECT_EQ(s.adds[0].name, "add");
   EXPECT_EQ(s.adds[0].inputs, (std::vector<std::string>{"activation", "conv2d_2"}));
@@ -45,12 +41,12 @@ TEST(Residuals, AgainstFp32MatchesTheAccumulatedErrorOfCompare) {
   o.limit = 20;
   const auto fp32 = shipped_model(testing::kFp32);
   const auto quantized = shipped_model(testing::kPerTensor);
-  const ResidualStudy s = study_residuals(quantized, sample(), o, fp32);
+  const ResidualStudy s = study_residuals(quantized, test_sample(), o, fp32);
   EXPECT_TRUE(s.has_fp32);
   CompareOptions c;
   c.limit = 20;
   c.isolated = false;
-  const Comparison compared = compare_models(fp32, quantized, sample(), c);
+  const Comparison compared = compare_models(fp32, quantized, test_sample(), c);
   ASSERT_EQ(s.adds.size(), 3u);
   for (const auto& a : s.adds) {
     SCOPED_TRACE(a.name);
@@ -77,14 +73,14 @@ TEST(Residuals, AgainstFp32MatchesTheAccumulatedErrorOfCompare) {
   for (auto& n : no_adds.nodes)
     if (n.op_type == "Add") n.op_type = "Sub";
   try {
-    study_residuals(quantized, sample(), o, std::make_shared<const Graph>(no_adds));
+    study_residuals(quantized, test_sample(), o, std::make_shared<const Graph>(no_adds));
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no Add of the quantized model matches"), std::string::npos) << e.what();
   }
 
   // Without the FP32 model the fields are there, null.
-  const auto without = residuals_json(study_residuals(quantized, sample(), o), "q.onnx", "data");
+  const auto without = residuals_json(study_residuals(quantized, test_sample(), o), "q.onnx", "data");
   EXPECT_TRUE(without["fp32_model"].is_null());
   EXPECT_TRUE(without["adds"][0]["against_fp32"].is_null());
 }
@@ -94,7 +90,7 @@ TEST(Sensitivity, EveryLayerOnlyAndAllButOnFewImages) {
   o.limit = 20;
   o.weight_bits = {2};
   const Sensitivity s =
-      study_sensitivity(shipped_model(testing::kFp32), shipped_model(testing::kPerTensor), sample(), o);
+      study_sensitivity(shipped_model(testing::kFp32), shipped_model(testing::kPerTensor), test_sample(), o);
   ASSERT_EQ(s.layers.size(), 14u);
   EXPECT_EQ(s.images, 20);
   for (const auto& l : s.layers) {
