@@ -30,6 +30,7 @@ struct LayerPlan {
 struct BatchErrors {
   std::vector<ErrorAccumulator> accumulated;
   std::vector<ErrorAccumulator> isolated;
+  std::vector<ClippingCounts> clipping;
 };
 
 // Per-thread code counts (integers: merge order does not matter).
@@ -53,6 +54,18 @@ void add_layer_error(ErrorAccumulator& acc, const LayerPlan& plan, const Tensor&
   } catch (const Error& e) {
     throw Error("layer '" + plan.quantized->name + "' ('" + plan.result + "' vs FP32 '" + plan.fp32_value +
                 "'): " + e.what());
+  }
+}
+
+// The FP32 reference of a layer with a quantized output, against that output's grid.
+void add_layer_clipping(ClippingCounts& acc, const LayerPlan& plan, const Tensor& fp32) {
+  if (!plan.output_grid) return;
+  try {
+    if (fp32.dtype != DType::f32) throw Error(std::string("the FP32 value is ") + dtype_name(fp32.dtype));
+    add_clipped(acc, fp32.data<float>(), fp32.shape, *plan.output_grid);
+  } catch (const Error& e) {
+    throw Error("layer '" + plan.quantized->name + "' (FP32 '" + plan.fp32_value + "' against the grid of '" +
+                plan.quantized->output_params + "'): " + e.what());
   }
 }
 
@@ -95,28 +108,6 @@ std::vector<LayerPlan> plan_layers(const Graph& quantized, const std::vector<Qua
   return plans;
 }
 
-LayerComparison summarize_layer(const LayerPlan& plan, const ErrorAccumulator& accumulated,
-                                const ErrorAccumulator& isolated, const CodeAccumulator& codes,
-                                const CodeAccumulator& isolated_codes) {
-  LayerComparison c;
-  c.name = plan.quantized->name;
-  c.kind = plan.quantized->kind;
-  c.op_type = plan.quantized->op_type;
-  c.fp32_name = plan.fp32->name;
-  c.compared_value = plan.result;
-  c.fp32_value = plan.fp32_value;
-  c.quant_params = plan.quantized->quant_params;
-  c.output_params = plan.quantized->output_params;
-  if (plan.output_grid && plan.output_grid->channels() == 1) c.scale = plan.output_grid->scales[0];
-  c.accumulated = error_metrics(accumulated, c.scale);
-  c.has_isolated = plan.isolated_executor != nullptr;
-  if (c.has_isolated) c.isolated = error_metrics(isolated, c.scale);
-  c.has_codes = !codes.counts.empty();
-  if (c.has_codes) c.codes = code_stats(codes);
-  if (!isolated_codes.counts.empty()) c.isolated_codes = code_stats(isolated_codes);
-  return c;
-}
-
 AccuracyBreakdown accuracy_breakdown(const Dataset& data, int64_t first_image, const std::vector<int>& fp32_predictions,
                                      const std::vector<int>& quantized_predictions) {
   AccuracyBreakdown a;
@@ -134,6 +125,29 @@ AccuracyBreakdown accuracy_breakdown(const Dataset& data, int64_t first_image, c
 }
 
 }  // namespace
+
+LayerComparison summarize_layer(const Layer& quantized, const Layer& fp32, const QuantGrid* output_grid,
+                                const LayerTotals& totals) {
+  LayerComparison c;
+  c.name = quantized.name;
+  c.kind = quantized.kind;
+  c.op_type = quantized.op_type;
+  c.fp32_name = fp32.name;
+  c.compared_value = layer_result(quantized);
+  c.fp32_value = fp32.output;
+  c.quant_params = quantized.quant_params;
+  c.output_params = quantized.output_params;
+  if (output_grid && output_grid->channels() == 1) c.scale = output_grid->scales[0];
+  c.accumulated = error_metrics(totals.accumulated, c.scale);
+  c.has_isolated = totals.has_isolated;
+  if (c.has_isolated) c.isolated = error_metrics(totals.isolated, c.scale);
+  c.has_codes = !totals.codes.counts.empty();
+  if (c.has_codes) c.codes = code_stats(totals.codes);
+  if (!totals.isolated_codes.counts.empty()) c.isolated_codes = code_stats(totals.isolated_codes);
+  c.has_clipping = output_grid != nullptr;
+  c.clipping = totals.clipping;
+  return c;
+}
 
 IsolatedLayer isolate_layer(const Graph& g, const Layer& layer, const std::vector<QuantParam>& params) {
   IsolatedLayer iso;
@@ -288,6 +302,7 @@ Comparison compare_models(std::shared_ptr<const Graph> fp32, std::shared_ptr<con
     BatchErrors& errors = batch_errors[b];
     errors.accumulated.resize(plans.size());
     errors.isolated.resize(plans.size());
+    errors.clipping.resize(plans.size());
     const int64_t first = result.first_image + begin;
 
     // FP32 run: keep what the quantized run and the isolated layers are measured against.
@@ -310,6 +325,8 @@ Comparison compare_models(std::shared_ptr<const Graph> fp32, std::shared_ptr<con
       }
     };
     const auto q_out = q_exec.run(q_feeds, hook);
+    for (size_t k = 0; k < plans.size(); ++k)
+      add_layer_clipping(errors.clipping[k], plans[k], reference.at(plans[k].fp32_value));
 
     for (size_t k = 0; k < plans.size(); ++k) {
       const LayerPlan& plan = plans[k];
@@ -330,19 +347,19 @@ Comparison compare_models(std::shared_ptr<const Graph> fp32, std::shared_ptr<con
 
   for (size_t k = 0; k < plans.size(); ++k) {
     const LayerPlan& plan = plans[k];
-    ErrorAccumulator accumulated, isolated;
+    LayerTotals totals;
+    totals.has_isolated = plan.isolated_executor != nullptr;
     for (const auto& errors : batch_errors) {
-      merge(accumulated, errors.accumulated[k]);
-      merge(isolated, errors.isolated[k]);
+      merge(totals.accumulated, errors.accumulated[k]);
+      merge(totals.isolated, errors.isolated[k]);
+      merge(totals.clipping, errors.clipping[k]);
     }
-    CodeAccumulator codes, isolated_codes;
     for (const auto& counts : thread_codes) {
-      merge(codes, counts.accumulated[k]);
-      merge(isolated_codes, counts.isolated[k]);
+      merge(totals.codes, counts.accumulated[k]);
+      merge(totals.isolated_codes, counts.isolated[k]);
     }
-
-    LayerComparison c = summarize_layer(plan, accumulated, isolated, codes, isolated_codes);
-    result.layers.push_back(std::move(c));
+    const QuantGrid* grid = plan.output_grid ? &*plan.output_grid : nullptr;
+    result.layers.push_back(summarize_layer(*plan.quantized, *plan.fp32, grid, totals));
   }
 
   result.accuracy = accuracy_breakdown(data, result.first_image, f_pred, q_pred);

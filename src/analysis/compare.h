@@ -21,6 +21,7 @@
 #include "analysis/layers.h"
 #include "analysis/match.h"
 #include "analysis/metrics.h"
+#include "analysis/quant_grid.h"
 #include "io/cifar10.h"
 #include "runtime/executor.h"
 
@@ -57,7 +58,26 @@ struct LayerComparison {
   bool has_codes = false;    // 8-bit output codes were seen
   CodeStats codes;           // output codes of the full quantized run
   CodeStats isolated_codes;  // output codes of the isolated run
+  // The FP32 layer output against the output grid (set when the output is quantized): the values
+  // quantizing would saturate. Both runs quantize these same reference values.
+  bool has_clipping = false;
+  ClippingCounts clipping;
 };
+
+// What the runs of one matched layer added up over all batches.
+struct LayerTotals {
+  ErrorAccumulator accumulated;
+  bool has_isolated = false;  // the isolated layer ran
+  ErrorAccumulator isolated;
+  CodeAccumulator codes;  // no counts: no 8-bit output codes were seen
+  CodeAccumulator isolated_codes;
+  ClippingCounts clipping;  // of the FP32 reference against output_grid
+};
+
+// One layer's row of a Comparison (compare_models and compare_cached both build theirs here).
+// `output_grid`: the grid of the quantized layer's output, null when it is not quantized.
+LayerComparison summarize_layer(const Layer& quantized, const Layer& fp32, const QuantGrid* output_grid,
+                                const LayerTotals& totals);
 
 struct AccuracyBreakdown {
   int64_t images = 0;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -28,13 +27,15 @@ struct CachedLayerPlan {
   const Layer* quantized = nullptr;
   const Layer* fp32 = nullptr;
   int fp32_index = -1;           // into Fp32LayerCache::values
-  std::string cached;             // checkpoint holding the layer's result: its output codes, or a float value
-  std::optional<QuantGrid> grid;  // set when `cached` holds codes
+  std::string cached;                    // checkpoint holding the layer's result: its output codes, or a float value
+  bool cached_is_codes = false;          // `cached` holds output codes on output_grid
+  std::optional<QuantGrid> output_grid;  // set when the layer's output is quantized
 };
 
 struct BatchSums {
   std::vector<ErrorAccumulator> errors;
   std::vector<CodeAccumulator> codes;
+  std::vector<ClippingCounts> clipping;
 };
 
 }  // namespace
@@ -50,6 +51,8 @@ Fp32LayerCache capture_fp32_layers(std::shared_ptr<const Graph> fp32, const Data
   c.fp32 = fp32;
   c.images = options.limit < 0 ? data.size() : std::min(options.limit, data.size());
   if (fp32->outputs.size() != 1) throw Error("the FP32 model must have one output");
+  if (options.batch < 1) throw Error("batch size must be at least 1");
+  if (options.threads < 1) throw Error("thread count must be at least 1");
   for (const auto& layer : group_layers(*fp32))
     if (!layer.output.empty() && c.index_of(layer.output) < 0) c.values.push_back(layer.output);
   c.elements.assign(c.values.size(), -1);
@@ -64,9 +67,11 @@ Fp32LayerCache capture_fp32_layers(std::shared_ptr<const Graph> fp32, const Data
   const ValueInfo& input = image_input(*fp32);
   const ImageLayout layout = image_layout_for(input);
   const std::string output = fp32->outputs[0].name;
-  std::mutex sizing;
 
-  run_batches(c.images, options.batch, options.threads, [&](int64_t, int64_t begin, int64_t count, int) {
+  // One batch: every hooked value is stored at its images' place. `sizing` is true only for the
+  // first batch, which runs alone and sizes every slot, so the parallel batches after it only
+  // read the sizes and write disjoint ranges: no lock per value.
+  const auto run_batch = [&](int64_t begin, int64_t count, bool sizing) {
     std::map<std::string, Tensor> feeds;
     feeds[input.name] = make_image_batch(data, begin, count, layout);
     const auto result = executor.run(feeds, [&](int, const std::string& value, const Tensor& t) {
@@ -74,22 +79,28 @@ Fp32LayerCache capture_fp32_layers(std::shared_ptr<const Graph> fp32, const Data
       if (it == slot.end()) return;
       if (t.dtype != DType::f32) throw Error("FP32 layer output '" + value + "' is not float32");
       const size_t k = it->second;
-      const int64_t per_image = t.numel() / count;
-      {
-        std::lock_guard<std::mutex> lock(sizing);  // the first batch to arrive sizes the slot
-        if (c.elements[k] < 0) {
-          c.elements[k] = per_image;
-          c.halves[k].resize(static_cast<size_t>(c.images * per_image));
-        } else if (c.elements[k] != per_image) {
-          throw Error("FP32 layer output '" + value + "' changes size between batches");
-        }
+      if (sizing && c.elements[k] < 0) {
+        if (t.numel() % count != 0)
+          throw Error("FP32 layer output '" + value + "' has " + std::to_string(t.numel()) + " values for " +
+                      std::to_string(count) + " images");
+        c.elements[k] = t.numel() / count;
+        c.halves[k].resize(static_cast<size_t>(c.images * c.elements[k]));
+      } else if (t.numel() != c.elements[k] * count) {
+        throw Error("FP32 layer output '" + value + "' changes size between batches");
       }
-      floats_to_halves(t.data<float>(), c.halves[k].data() + begin * per_image, static_cast<size_t>(t.numel()));
+      floats_to_halves(t.data<float>(), c.halves[k].data() + begin * c.elements[k], static_cast<size_t>(t.numel()));
     });
     const Tensor& out = result.at(output);
     const int64_t classes = out.numel() / count;
     for (int64_t i = 0; i < count; ++i) c.predictions[begin + i] = argmax(out.data<float>() + i * classes, classes);
-  });
+  };
+
+  const int64_t first = std::min(options.batch, c.images);
+  if (first > 0) run_batch(0, first, true);
+  for (size_t k = 0; k < c.values.size(); ++k)
+    if (first > 0 && c.elements[k] < 0) throw Error("FP32 layer output '" + c.values[k] + "' was never computed");
+  run_batches(c.images - first, options.batch, options.threads,
+              [&](int64_t, int64_t begin, int64_t count, int) { run_batch(first + begin, count, false); });
   for (const auto& h : c.halves) c.bytes += h.size() * sizeof(uint16_t);
   c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return c;
@@ -130,10 +141,11 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
     p.fp32 = &f_layers[pair.fp32];
     p.fp32_index = fp32.index_of(p.fp32->output);
     const std::string& result_value = layer_result(*p.quantized);
-    const QuantParam* grid = find_quant_param(params, p.quantized->output_params);
-    if (p.fp32_index >= 0 && !p.quantized->output_codes.empty() && grid && is_cached(p.quantized->output_codes)) {
+    if (const QuantParam* q = find_quant_param(params, p.quantized->output_params); q && !q->scales.empty())
+      p.output_grid = quant_grid(*q);
+    if (p.fp32_index >= 0 && !p.quantized->output_codes.empty() && p.output_grid && is_cached(p.quantized->output_codes)) {
       p.cached = p.quantized->output_codes;
-      p.grid = quant_grid(*grid);
+      p.cached_is_codes = true;
     } else if (p.fp32_index >= 0 && is_cached(result_value)) {
       p.cached = result_value;
     } else if (p.fp32_index < 0 || result_value != model_output) {
@@ -157,6 +169,7 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
     BatchSums& s = sums[b];
     s.errors.resize(plans.size());
     s.codes.resize(plans.size());
+    s.clipping.resize(plans.size());
     std::vector<float>& x = scratch[thread];
     for (size_t k = 0; k < plans.size(); ++k) {
       const CachedLayerPlan& p = plans[k];
@@ -166,6 +179,7 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
       if (p.cached.empty()) {  // the model output
         if (n != classes) throw Error("layer '" + p.quantized->name + "': FP32 output size differs from the model's");
         for (int64_t i = 0; i < count; ++i) add_sample(s.errors[k], &x[i * n], &q_outputs[(begin + i) * classes], n);
+        if (p.output_grid) add_clipped(s.clipping[k], x.data(), {count, n}, *p.output_grid);
         continue;
       }
       const Tensor* codes = nullptr;
@@ -178,20 +192,25 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
         throw Error("layer '" + p.quantized->name + "': " + std::to_string(codes->numel() / std::max<int64_t>(count, 1)) +
                     " codes per image against " + std::to_string(n) + " FP32 values");
       const bool byte_codes = codes->dtype == DType::u8 || codes->dtype == DType::i8;
-      if (p.grid && p.grid->channels() == 1 && byte_codes) {  // the common case, fused and vectorised
+      const QuantGrid* grid = p.output_grid ? &*p.output_grid : nullptr;
+      if (p.cached_is_codes && grid->channels() == 1 && byte_codes) {  // the common case, fused and vectorised
         const uint8_t* base = codes->bytes.data();
-        for (int64_t i = 0; i < count; ++i)
-          add_sample_sums(s.errors[k],
-                          sample_sums_codes(&x[i * n], base + i * n, codes->dtype == DType::i8, n, p.grid->scales[0],
-                                            static_cast<int32_t>(p.grid->zero_points[0])));
+        const ClipBounds clip = clip_bounds(*grid, 0);
+        for (int64_t i = 0; i < count; ++i) {
+          const SampleSums sums = sample_sums_codes(&x[i * n], base + i * n, codes->dtype == DType::i8, n,
+                                                    grid->scales[0], static_cast<int32_t>(grid->zero_points[0]), clip);
+          add_sample_sums(s.errors[k], sums);
+          merge(s.clipping[k], sums.clipping);
+        }
         s.codes[k] = make_code_accumulator(codes->dtype);
         add_codes(s.codes[k], *codes);
         continue;
       }
-      const Tensor y = p.grid ? dequantize(*codes, *p.grid) : *codes;
+      const Tensor y = p.cached_is_codes ? dequantize(*codes, *grid) : *codes;
       if (y.dtype != DType::f32) throw Error("layer '" + p.quantized->name + "': cached result is not float32");
       for (int64_t i = 0; i < count; ++i) add_sample(s.errors[k], &x[i * n], y.data<float>() + i * n, n);
-      if (p.grid && (codes->dtype == DType::u8 || codes->dtype == DType::i8)) {
+      if (grid) add_clipped(s.clipping[k], x.data(), codes->shape, *grid);  // x has the cached value's layout
+      if (p.cached_is_codes && byte_codes) {
         s.codes[k] = make_code_accumulator(codes->dtype);
         add_codes(s.codes[k], *codes);
       }
@@ -200,26 +219,13 @@ CachedComparison compare_cached(const Fp32LayerCache& fp32, const BaseCache& qua
 
   for (size_t k = 0; k < plans.size(); ++k) {
     const CachedLayerPlan& p = plans[k];
-    ErrorAccumulator errors;
-    CodeAccumulator codes;
+    LayerTotals totals;  // no isolated runs from caches
     for (const auto& s : sums) {
-      merge(errors, s.errors[k]);
-      merge(codes, s.codes[k]);
+      merge(totals.accumulated, s.errors[k]);
+      merge(totals.codes, s.codes[k]);
+      merge(totals.clipping, s.clipping[k]);
     }
-    LayerComparison c;
-    c.name = p.quantized->name;
-    c.kind = p.quantized->kind;
-    c.op_type = p.quantized->op_type;
-    c.fp32_name = p.fp32->name;
-    c.compared_value = layer_result(*p.quantized);
-    c.fp32_value = p.fp32->output;
-    c.quant_params = p.quantized->quant_params;
-    c.output_params = p.quantized->output_params;
-    if (p.grid && p.grid->channels() == 1) c.scale = p.grid->scales[0];
-    c.accumulated = error_metrics(errors, c.scale);
-    c.has_codes = !codes.counts.empty();
-    if (c.has_codes) c.codes = code_stats(codes);
-    result.layers.push_back(std::move(c));
+    result.layers.push_back(summarize_layer(*p.quantized, *p.fp32, p.output_grid ? &*p.output_grid : nullptr, totals));
   }
 
   AccuracyBreakdown& a = result.accuracy;

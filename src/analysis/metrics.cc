@@ -40,7 +40,7 @@ void add_sample(ErrorAccumulator& acc, const float* x, const float* y, int64_t n
   const double se2 = (e2[0] + e2[1]) + (e2[2] + e2[3]);
   const double smax = std::max(std::max(emax[0], emax[1]), std::max(emax[2], emax[3]));
 
-  add_sample_sums(acc, SampleSums{n, sx2, sy2, sxy, se2, smax});
+  add_sample_sums(acc, SampleSums{n, sx2, sy2, sxy, se2, smax, {}});
 }
 
 void add_sample_sums(ErrorAccumulator& acc, const SampleSums& s) {
@@ -107,6 +107,66 @@ ErrorMetrics error_metrics(const ErrorAccumulator& acc, double scale) {
   return m;
 }
 
+ClipBounds clip_bounds(double scale, int64_t zero_point, int64_t qmin, int64_t qmax) {
+  const double lo = scale * (static_cast<double>(qmin - zero_point) - 0.5);
+  const double hi = scale * (static_cast<double>(qmax - zero_point) + 0.5);
+  // For float32 x: x < lo  <=>  x < (the smallest float >= lo), and x > hi  <=>  x > (the largest
+  // float <= hi). Rounding the bounds to nearest instead could move a value across them.
+  ClipBounds b;
+  b.below = static_cast<float>(lo);
+  if (static_cast<double>(b.below) < lo) b.below = std::nextafter(b.below, std::numeric_limits<float>::infinity());
+  b.above = static_cast<float>(hi);
+  if (static_cast<double>(b.above) > hi) b.above = std::nextafter(b.above, -std::numeric_limits<float>::infinity());
+  return b;
+}
+
+ClipBounds clip_bounds(const QuantGrid& grid, size_t channel) {
+  return clip_bounds(grid.scales.at(channel), grid.zero_points.at(channel), grid.qmin, grid.qmax);
+}
+
+void add_clipped(ClippingCounts& acc, const float* x, int64_t n, const ClipBounds& bounds) {
+  int64_t below = 0, above = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    below += x[i] < bounds.below;  // NaN is neither
+    above += x[i] > bounds.above;
+  }
+  acc.values += n;
+  acc.below += below;
+  acc.above += above;
+}
+
+void add_clipped(ClippingCounts& acc, const float* x, const Shape& shape, const QuantGrid& grid) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (grid.channels() == 1) {
+    add_clipped(acc, x, n, clip_bounds(grid, 0));
+    return;
+  }
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  const int64_t axis = grid.axis < 0 ? grid.axis + rank : grid.axis;
+  if (axis < 0 || axis >= rank || shape[axis] != static_cast<int64_t>(grid.channels()))
+    throw Error("a grid of " + std::to_string(grid.channels()) + " channels along axis " + std::to_string(grid.axis) +
+                " does not fit values of shape " + shape_str(shape));
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= shape[d];
+  for (int64_t d = axis + 1; d < rank; ++d) inner *= shape[d];
+  std::vector<ClipBounds> bounds;
+  for (size_t c = 0; c < grid.channels(); ++c) bounds.push_back(clip_bounds(grid, c));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < shape[axis]; ++c)
+      add_clipped(acc, x + (o * shape[axis] + c) * inner, inner, bounds[static_cast<size_t>(c)]);
+}
+
+void merge(ClippingCounts& into, const ClippingCounts& from) {
+  into.values += from.values;
+  into.below += from.below;
+  into.above += from.above;
+}
+
+double clipping_rate(const ClippingCounts& c) {
+  return c.values ? static_cast<double>(c.below + c.above) / static_cast<double>(c.values) : 0.0;
+}
+
 CodeAccumulator make_code_accumulator(DType dtype) {
   if (dtype != DType::u8 && dtype != DType::i8)
     throw Error(std::string("code statistics need 8-bit codes, not ") + dtype_name(dtype));
@@ -151,7 +211,7 @@ CodeStats code_stats(const CodeAccumulator& acc) {
   }
   s.at_qmin = acc.counts.front();
   s.at_qmax = acc.counts.back();
-  s.clipping_rate = s.codes ? static_cast<double>(s.at_qmin + s.at_qmax) / static_cast<double>(s.codes) : 0.0;
+  s.at_limits_rate = s.codes ? static_cast<double>(s.at_qmin + s.at_qmax) / static_cast<double>(s.codes) : 0.0;
   s.range_use = static_cast<double>(s.distinct) / static_cast<double>(acc.counts.size());
   return s;
 }

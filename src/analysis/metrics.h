@@ -41,10 +41,37 @@ struct ErrorAccumulator {
 // Adds one sample of n elements.
 void add_sample(ErrorAccumulator& acc, const float* x, const float* y, int64_t n);
 
+// Clipping, measured on the FP32 reference x against the grid it is quantized on: x is clipped
+// when quantizing it saturates, i.e. x lies outside
+//   [s(qmin - Z) - s/2,  s(qmax - Z) + s/2]
+// (half a step beyond the extreme grid points, where round(x / s) + Z passes qmin or qmax).
+// Codes cannot tell this: a code at qmin may hold an exact value (every ReLU zero when Z = qmin).
+struct ClippingCounts {
+  int64_t values = 0;  // reference values checked
+  int64_t below = 0;   // x < s(qmin - Z) - s/2
+  int64_t above = 0;   // x > s(qmax - Z) + s/2
+};
+
+// The two bounds in float32, chosen so that comparing a float32 x with them gives exactly the
+// comparison with the bounds computed in double (so vector kernels need no double compares).
+struct ClipBounds {
+  float below = 0.0f;  // clipped when x < below
+  float above = 0.0f;  // clipped when x > above
+};
+ClipBounds clip_bounds(double scale, int64_t zero_point, int64_t qmin, int64_t qmax);
+ClipBounds clip_bounds(const QuantGrid& grid, size_t channel);
+
+void add_clipped(ClippingCounts& acc, const float* x, int64_t n, const ClipBounds& bounds);
+// x laid out as `shape` (float32, any rank); a per-channel grid takes its channel from grid.axis.
+void add_clipped(ClippingCounts& acc, const float* x, const Shape& shape, const QuantGrid& grid);
+void merge(ClippingCounts& into, const ClippingCounts& from);
+double clipping_rate(const ClippingCounts& c);  // (below + above) / values, 0 when no values
+
 // Sums of one sample, computed elsewhere (e.g. by a fast kernel): adds them as add_sample does.
 struct SampleSums {
   int64_t elements = 0;
   double x2 = 0.0, y2 = 0.0, xy = 0.0, err2 = 0.0, max_abs_err = 0.0;
+  ClippingCounts clipping;  // of x, when the kernel was given clip bounds (add_sample_sums ignores it)
 };
 void add_sample_sums(ErrorAccumulator& acc, const SampleSums& s);
 // Adds each row of a batch (first dimension) as one sample. x and y are float32 with the same
@@ -87,7 +114,9 @@ struct CodeStats {
   int bits = 0;
   int64_t at_qmin = 0;
   int64_t at_qmax = 0;
-  double clipping_rate = 0.0;  // (at_qmin + at_qmax) / codes
+  // (at_qmin + at_qmax) / codes: codes at either end of the grid. Saturated values land there, but
+  // so do exact ones (ReLU zeros when Z = qmin), so this is not the clipping rate (ClippingCounts).
+  double at_limits_rate = 0.0;
   int64_t distinct = 0;        // codes used at least once
   double range_use = 0.0;      // distinct / 2^bits
 };

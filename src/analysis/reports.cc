@@ -59,9 +59,13 @@ json code_stats_json(const CodeStats& s) {
           {"codes", s.codes},
           {"at_qmin", s.at_qmin},
           {"at_qmax", s.at_qmax},
-          {"clipping_rate", s.clipping_rate},
+          {"at_limits_rate", s.at_limits_rate},
           {"distinct", s.distinct},
           {"range_use", s.range_use}};
+}
+
+json clipping_json(const ClippingCounts& c) {
+  return {{"values", c.values}, {"below", c.below}, {"above", c.above}, {"rate", clipping_rate(c)}};
 }
 
 json quant_grid_json(const QuantGrid& grid) {
@@ -117,7 +121,8 @@ json compare_json(const Comparison& c, const std::string& fp32_path, const std::
          {"accumulated", error_metrics_json(L.accumulated)},
          {"isolated", L.has_isolated ? error_metrics_json(L.isolated) : json(nullptr)},
          {"codes", L.has_codes ? code_stats_json(L.codes) : json(nullptr)},
-         {"isolated_codes", L.has_codes && L.has_isolated ? code_stats_json(L.isolated_codes) : json(nullptr)}});
+         {"isolated_codes", L.has_codes && L.has_isolated ? code_stats_json(L.isolated_codes) : json(nullptr)},
+         {"clipping", L.has_clipping ? clipping_json(L.clipping) : json(nullptr)}});
   }
   j["unmatched"] = {{"quantized", c.unmatched_quantized}, {"fp32", c.unmatched_fp32}};
   return j;
@@ -160,7 +165,8 @@ std::string compare_text(const json& j) {
     }
     s += "\n";
   }
-  s += "\nSQNR in dB (acc: whole quantized model; iso: this layer alone on FP32 inputs); other columns: acc\n";
+  s += "\nSQNR in dB (acc: whole quantized model; iso: this layer alone on FP32 inputs); other columns: acc;\n"
+       "clip %: FP32 values outside the output grid (quantizing them saturates)\n";
   s += fmt::format("{:<20} {:<6} {:>8} {:>8} {:>10} {:>8} {:>9} {:>7} {:>7} {:>6}\n", "layer", "kind", "SQNR acc",
                    "SQNR iso", "MSE", "cosine", "max abs", "rmse/s", "clip %", "range");
   for (const auto& L : j["layers"]) {
@@ -168,11 +174,12 @@ std::string compare_text(const json& j) {
     const json none;
     const json& iso = L["isolated"].is_null() ? none : L["isolated"]["sqnr_db"];
     const json& codes = L["codes"];
+    const json& clipping = L["clipping"];
     s += fmt::format("{:<20} {:<6} {:>8} {:>8} {:>10} {:>8} {:>9} {:>7} {:>7} {:>6}\n", L["name"].get<std::string>(),
                      L["kind"].get<std::string>(), cell(acc["sqnr_db"], "{:.2f}"), cell(iso, "{:.2f}"),
                      cell(acc["mse"], "{:.3g}"), cell(acc["cosine"], "{:.5f}"), cell(acc["max_abs"], "{:.4g}"),
                      cell(acc["rmse_over_scale"], "{:.3f}"),
-                     codes.is_null() ? "-" : fmt::format("{:.2f}", 100.0 * codes["clipping_rate"].get<double>()),
+                     clipping.is_null() ? "-" : fmt::format("{:.2g}", 100.0 * clipping["rate"].get<double>()),
                      codes.is_null() ? "-" : fmt::format("{:.2f}", codes["range_use"].get<double>()));
   }
   for (const char* side : {"quantized", "fp32"})
@@ -310,7 +317,8 @@ json edit_evaluation_json(const Reevaluation& before, const Reevaluation& after,
           {"reevaluate_seconds", after.seconds}};
 }
 
-json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data) {
+json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data,
+                    const std::string& fp32_model) {
   json adds = json::array();
   for (const auto& a : s.adds) {
     json scales = json::array();
@@ -322,9 +330,17 @@ json residuals_json(const ResidualStudy& s, const std::string& model, const std:
                     {"float_value", a.float_value},
                     {"dequantized_value", a.dequantized_value},
                     {"output_scale", json_number(a.output_scale)},
-                    {"requantization", error_metrics_json(a.requantization)}});
+                    {"requantization", error_metrics_json(a.requantization)},
+                    {"fp32_layer", a.has_fp32 ? json(a.fp32_layer) : json(nullptr)},
+                    {"fp32_value", a.has_fp32 ? json(a.fp32_value) : json(nullptr)},
+                    {"compared_value", a.has_fp32 ? json(a.compared_value) : json(nullptr)},
+                    {"against_fp32", a.has_fp32 ? error_metrics_json(a.against_fp32) : json(nullptr)}});
   }
-  return {{"model", model}, {"data", data}, {"images", s.images}, {"adds", adds}};
+  return {{"model", model},
+          {"fp32_model", s.has_fp32 ? json(fp32_model) : json(nullptr)},
+          {"data", data},
+          {"images", s.images},
+          {"adds", adds}};
 }
 
 json sensitivity_json(const Sensitivity& s, const std::string& fp32, const std::string& quantized,

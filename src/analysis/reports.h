@@ -24,6 +24,7 @@ nlohmann::json json_number(double v);
 nlohmann::json layers_json(const Graph& g, const std::vector<Layer>& layers);
 nlohmann::json error_metrics_json(const ErrorMetrics& m);
 nlohmann::json code_stats_json(const CodeStats& s);
+nlohmann::json clipping_json(const ClippingCounts& c);
 nlohmann::json quant_grid_json(const QuantGrid& grid);
 
 nlohmann::json compare_json(const Comparison& c, const std::string& fp32_path, const std::string& quantized_path,
@@ -37,7 +38,9 @@ std::string histogram_text(const nlohmann::json& report);
 // `qplay edit --json`'s "evaluation": the base model (before) against the edited one (after).
 nlohmann::json edit_evaluation_json(const Reevaluation& before, const Reevaluation& after, const std::string& data,
                                     double capture_seconds);
-nlohmann::json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data);
+// `fp32_model`: the path of the FP32 model the study was given (null in the JSON without one).
+nlohmann::json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data,
+                              const std::string& fp32_model = "");
 nlohmann::json sensitivity_json(const Sensitivity& s, const std::string& fp32, const std::string& quantized,
                                 const std::string& data);
 

@@ -238,9 +238,11 @@ std::map<std::string, std::string> layer_of_params(const std::vector<Layer>& lay
   return owner;
 }
 
-json error_with_clip(const ErrorMetrics& m, bool has_codes, const CodeStats& codes) {
+// clip_rate: the share of the FP32 layer output outside the output grid (the same reference
+// values for the accumulated and the isolated run).
+json error_with_clip(const ErrorMetrics& m, const LayerComparison& l) {
   json j = error_metrics_json(m);
-  j["clip_rate"] = has_codes ? json(codes.clipping_rate) : json(nullptr);
+  j["clip_rate"] = l.has_clipping ? json(clipping_rate(l.clipping)) : json(nullptr);
   return j;
 }
 
@@ -882,7 +884,8 @@ json Playground::residuals(int64_t version, int64_t limit) const {
     std::lock_guard<std::mutex> lock(mu_);
     path = model_locked(rt->model)->path;
   }
-  json j = residuals_json(study_residuals(rt->graph, data_, ro), path, data_.source);
+  const auto fp32 = fp32_model();  // each Add's output is also measured against the FP32 Add
+  json j = residuals_json(study_residuals(rt->graph, data_, ro, fp32->graph), path, data_.source, fp32->path);
   j["version"] = version;
   return j;
 }
@@ -998,8 +1001,8 @@ json Playground::infer(const json& request) const {
           {{"layer", l.name},
            {"kind", l.kind},
            {"fp32_layer", l.fp32_name},
-           {"accumulated", error_with_clip(l.accumulated, l.has_codes, l.codes)},
-           {"isolated", l.has_isolated ? error_with_clip(l.isolated, l.has_codes, l.isolated_codes) : json(nullptr)}});
+           {"accumulated", error_with_clip(l.accumulated, l)},
+           {"isolated", l.has_isolated ? error_with_clip(l.isolated, l) : json(nullptr)}});
   }
   out["seconds"] = seconds_since(start);
   return out;
@@ -1038,7 +1041,8 @@ json Playground::layer_json(int64_t version, const std::string& layer_name, int6
         out["metrics"] = {{"fp32_layer", l.fp32_name},
                           {"accumulated", error_metrics_json(l.accumulated)},
                           {"isolated", l.has_isolated ? error_metrics_json(l.isolated) : json(nullptr)},
-                          {"codes", l.has_codes ? code_stats_json(l.codes) : json(nullptr)}};
+                          {"codes", l.has_codes ? code_stats_json(l.codes) : json(nullptr)},
+                          {"clipping", l.has_clipping ? clipping_json(l.clipping) : json(nullptr)}};
   }
 
   HistogramOptions ho;
@@ -1396,7 +1400,8 @@ void Playground::run_job(std::shared_ptr<Job> job) {
         ro.limit = limit < 0 ? data_.size() : limit;
         ro.threads = options_.threads;
         ro.progress = progress;
-        result = residuals_json(study_residuals(rt->graph, data_, ro), label, data_.source);
+        result =
+            residuals_json(study_residuals(rt->graph, data_, ro, fp32->graph), label, data_.source, fp32->path);
       }
       result["version"] = rt->version;
     }

@@ -11,12 +11,8 @@
 namespace qplay {
 namespace {
 
+using testing::test_sample;
 using testing::shipped_model;
-
-const Dataset& sample() {
-  static const Dataset d = load_cifar10(default_test_sample_path());
-  return d;
-}
 
 // dequantized == (code - zp) * scale exactly, element by element (float32 product).
 void expect_codes_match_dequantized(const Graph& g, const Capture& c, const std::string& codes_value) {
@@ -38,7 +34,7 @@ TEST(Capture, QuantizedTensorsComeWithCodesAndDequantizedValues) {
     auto g = shipped_model(file);
     const Executor exec(g);
     // Asking for the codes brings the DQ output too, and vice versa.
-    const Capture c = capture_images(exec, sample(), 0, 2, {"activation_2_q", "conv2d_4_dq"});
+    const Capture c = capture_images(exec, test_sample(), 0, 2, {"activation_2_q", "conv2d_4_dq"});
     EXPECT_EQ(c.values.size(), 4u);
     EXPECT_EQ(c.at("activation_2_q").shape, (Shape{2, 16, 32, 32}));
     EXPECT_EQ(c.at("activation_2_q").dtype, file == testing::kPerTensor ? DType::u8 : DType::i8);
@@ -51,7 +47,7 @@ TEST(Capture, QuantizedTensorsComeWithCodesAndDequantizedValues) {
 TEST(Capture, EmptyRequestKeepsEveryValueAndChangesNoOutput) {
   auto g = shipped_model(testing::kPerTensor);
   const Executor exec(g);
-  const Capture c = capture_images(exec, sample(), 3, 2);
+  const Capture c = capture_images(exec, test_sample(), 3, 2);
   size_t produced = 0;
   for (const auto& n : g->nodes) produced += n.outputs.size();
   EXPECT_EQ(c.values.size(), produced + 1);  // + the image input
@@ -60,14 +56,14 @@ TEST(Capture, EmptyRequestKeepsEveryValueAndChangesNoOutput) {
   EXPECT_EQ(c.dequantized_of.size(), 14u);  // one per QuantizeLinear
 
   std::map<std::string, Tensor> feeds;
-  feeds["input"] = make_image_batch(sample(), 3, 2, ImageLayout::nhwc);
+  feeds["input"] = make_image_batch(test_sample(), 3, 2, ImageLayout::nhwc);
   EXPECT_EQ(c.at("output").bytes, exec.run(feeds).at("output").bytes);
 }
 
 TEST(Capture, SelectedValuesOnlyAndNamedErrors) {
   auto g = shipped_model(testing::kFp32);
   const Executor exec(g);
-  const Capture c = capture_images(exec, sample(), 0, 1, {"activation", "conv2d.weight", "input"});
+  const Capture c = capture_images(exec, test_sample(), 0, 1, {"activation", "conv2d.weight", "input"});
   EXPECT_EQ(c.values.size(), 3u);  // a value, an initializer and the graph input
   EXPECT_TRUE(c.dequantized_of.empty());
   try {
@@ -77,12 +73,12 @@ TEST(Capture, SelectedValuesOnlyAndNamedErrors) {
     EXPECT_NE(std::string(e.what()).find("'activation_1' was not captured"), std::string::npos);
   }
   try {
-    capture_images(exec, sample(), 0, 1, {"no_such_value"});
+    capture_images(exec, test_sample(), 0, 1, {"no_such_value"});
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no value named 'no_such_value'"), std::string::npos);
   }
-  EXPECT_THROW(capture_images(exec, sample(), 999, 2, {"activation"}), Error);  // past the end
+  EXPECT_THROW(capture_images(exec, test_sample(), 999, 2, {"activation"}), Error);  // past the end
 }
 
 TEST(Capture, DequantizeHelperMatchesDequantizeLinearPerChannel) {
@@ -90,7 +86,7 @@ TEST(Capture, DequantizeHelperMatchesDequantizeLinearPerChannel) {
   auto g = shipped_model(testing::kPerChannel);
   const auto params = list_quant_params(*g);
   const Executor exec(g);
-  const Capture c = capture_images(exec, sample(), 0, 1, {"conv2d_3.weight_dq"});
+  const Capture c = capture_images(exec, test_sample(), 0, 1, {"conv2d_3.weight_dq"});
   const QuantGrid grid = quant_grid(*find_quant_param(params, "conv2d_3.weight_quantized"));
   EXPECT_EQ(grid.axis, 0);
   EXPECT_EQ(dequantize(*g->initializer("conv2d_3.weight_quantized"), grid).bytes, c.at("conv2d_3.weight_dq").bytes);

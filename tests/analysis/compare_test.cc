@@ -6,20 +6,18 @@
 #include <cmath>
 
 #include "analysis/analysis_test_models.h"
+#include "analysis/capture.h"
 #include "analysis/reports.h"
+#include "graph/quant_params.h"
 
 namespace qplay {
 namespace {
 
+using testing::test_sample;
 using testing::shipped_model;
 
-const Dataset& sample() {
-  static const Dataset d = load_cifar10(default_test_sample_path());
-  return d;
-}
-
 Comparison compare(const char* fp32, const char* quantized, CompareOptions options) {
-  return compare_models(shipped_model(fp32), shipped_model(quantized), sample(), options);
+  return compare_models(shipped_model(fp32), shipped_model(quantized), test_sample(), options);
 }
 
 CompareOptions first(int64_t n) {
@@ -80,6 +78,57 @@ TEST(Compare, PerChannelModelOn50Images) {
   EXPECT_GT(a.quantized_accuracy(), 0.7);
 }
 
+// Clipping is counted on the FP32 layer outputs against each output grid: the same counts as a
+// plain double-precision loop over the captured FP32 values. After a ReLU on a uint8 grid with
+// Z = 0 many codes sit at qmin (the zeros), yet none of them is clipped.
+TEST(Compare, ClippingCountsFp32ValuesOutsideTheOutputGrid) {
+  CompareOptions o = first(20);
+  o.isolated = false;
+  const auto quantized = shipped_model(testing::kPerTensor);
+  const Comparison c = compare(testing::kFp32, testing::kPerTensor, o);
+  const auto params = list_quant_params(*quantized);
+  const Executor fp32(shipped_model(testing::kFp32));
+  int checked = 0;
+  for (const auto& L : c.layers) {
+    SCOPED_TRACE(L.name);
+    if (L.output_params.empty()) {
+      EXPECT_FALSE(L.has_clipping);
+      continue;
+    }
+    ASSERT_TRUE(L.has_clipping);
+    EXPECT_EQ(L.clipping.values, L.accumulated.elements);
+    const QuantParam* p = find_quant_param(params, L.output_params);
+    ASSERT_NE(p, nullptr);
+    ASSERT_EQ(p->scales.size(), 1u);
+    const double s = p->scales[0], z = double(p->zero_points[0]);
+    const double lo = s * (0 - z - 0.5), hi = s * (255 - z + 0.5);  // uint8 activations
+    const Capture values = capture_images(fp32, test_sample(), 0, 20, {L.fp32_value});
+    const Tensor& x = values.at(L.fp32_value);
+    int64_t below = 0, above = 0;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      below += double(x.data<float>()[i]) < lo;
+      above += double(x.data<float>()[i]) > hi;
+    }
+    EXPECT_EQ(L.clipping.below, below);
+    EXPECT_EQ(L.clipping.above, above);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 13);
+
+  const LayerComparison& conv = c.layers[0];
+  ASSERT_EQ(conv.name, "conv2d");
+  EXPECT_EQ(conv.codes.qmin, 0);
+  EXPECT_GT(conv.codes.at_limits_rate, 0.2);  // ReLU zeros at code 0
+  EXPECT_EQ(conv.clipping.below, 0);          // no FP32 value below -s/2 after a ReLU
+  EXPECT_LT(clipping_rate(conv.clipping), 0.01);
+
+  const auto j = compare_json(c, "fp32.onnx", "q.onnx", "data");
+  EXPECT_EQ(j["layers"][0]["clipping"]["values"], conv.clipping.values);
+  EXPECT_EQ(j["layers"][0]["codes"]["at_limits_rate"], conv.codes.at_limits_rate);
+  EXPECT_TRUE(j["layers"][13]["clipping"].is_null());  // dense: output not quantized
+}
+
+
 TEST(Compare, BatchNormalizationModelAgainstPerTensorModel) {
   const Comparison c = compare(testing::kFp32Bn, testing::kPerTensor, first(10));
   ASSERT_EQ(c.layers.size(), 14u);
@@ -138,16 +187,16 @@ TEST(Compare, OneImage) {
   EXPECT_TRUE(c.single_image);
   EXPECT_EQ(c.first_image, 7);
   EXPECT_EQ(c.images, 1);
-  EXPECT_EQ(c.accuracy.labels, std::vector<int>{sample().labels[7]});
+  EXPECT_EQ(c.accuracy.labels, std::vector<int>{test_sample().labels[7]});
   for (const auto& L : c.layers) {
     EXPECT_EQ(L.accumulated.samples, 1);
     EXPECT_DOUBLE_EQ(L.accumulated.mean_sample_sqnr_db, L.accumulated.sqnr_db);  // one image: one SQNR
   }
   const auto j = compare_json(c, "a", "b", "d");
   EXPECT_EQ(j["image"], 7);
-  EXPECT_EQ(j["prediction"]["label"], sample().labels[7]);
+  EXPECT_EQ(j["prediction"]["label"], test_sample().labels[7]);
 
-  o.image = sample().size();
+  o.image = test_sample().size();
   try {
     compare(testing::kFp32, testing::kPerChannel, o);
     FAIL();

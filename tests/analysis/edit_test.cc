@@ -19,14 +19,10 @@
 namespace qplay {
 namespace {
 
+using testing::test_sample;
 using testing::kPerChannel;
 using testing::kPerTensor;
 using testing::shipped_model;
-
-const Dataset& sample() {
-  static const Dataset d = load_cifar10(default_test_sample_path());
-  return d;
-}
 
 const QuantParam& param(const Graph& g, const std::string& tensor) {
   static std::vector<QuantParam> keep;  // list_quant_params returns by value
@@ -60,7 +56,7 @@ EvalResult full_run(const Graph& g, int64_t n) {
   EvalOptions o;
   o.limit = n;
   o.batch = 50;
-  return evaluate(ex, sample(), o);
+  return evaluate(ex, test_sample(), o);
 }
 
 int argmax(const float* row, int64_t n) { return static_cast<int>(std::max_element(row, row + n) - row); }
@@ -124,7 +120,7 @@ TEST(EditApply, BitsNarrowWeightCodesAndActivationRange) {
   // The activation's codes stay within 0..7 on real images.
   const ValueInfo& in = e.inputs[0];
   Executor ex(std::make_shared<const Graph>(e));
-  std::map<std::string, Tensor> feeds{{in.name, make_image_batch(sample(), 0, 4, image_layout_for(in))}};
+  std::map<std::string, Tensor> feeds{{in.name, make_image_batch(test_sample(), 0, 4, image_layout_for(in))}};
   int max_code = -1;
   ex.run(feeds, [&](int, const std::string& v, const Tensor& t) {
     if (v == "activation_1_q" || (t.dtype == DType::u8 && v.rfind("activation_1", 0) == 0))
@@ -155,7 +151,7 @@ TEST(EditReevaluate, BitExactAgainstFullRunFor200Images) {
   const auto base = shipped_model(kPerTensor);
   ReevalOptions o;
   o.limit = 200;
-  const BaseCache cache = capture_base(base, sample(), o);
+  const BaseCache cache = capture_base(base, test_sample(), o);
   EXPECT_GT(cache.bytes, 0u);
   EXPECT_EQ(std::memcmp(cache.outputs.data(), full_run(*base, 200).outputs.data(), cache.outputs.size() * 4), 0);
 

@@ -11,12 +11,8 @@
 namespace qplay {
 namespace {
 
+using testing::test_sample;
 using testing::shipped_model;
-
-const Dataset& sample() {
-  static const Dataset d = load_cifar10(default_test_sample_path());
-  return d;
-}
 
 int64_t sum(const std::vector<int64_t>& v) {
   int64_t s = 0;
@@ -52,7 +48,7 @@ TEST(Histogram, PerChannelWeightAgainstFp32Weights) {
   HistogramOptions o;
   o.bins = 40;
   const TensorHistogram h = tensor_histogram(shipped_model(testing::kPerChannel), "conv2d_3.weight_quantized",
-                                             shipped_model(testing::kFp32), sample(), o);
+                                             shipped_model(testing::kFp32), test_sample(), o);
   EXPECT_EQ(h.kind, "weight");
   EXPECT_EQ(h.float_value, "conv2d_3.weight");
   EXPECT_EQ(h.float_source, "fp32_model");
@@ -78,7 +74,7 @@ TEST(Histogram, PerChannelWeightAgainstFp32Weights) {
 
   // The DQ output names the same weight.
   const TensorHistogram by_dq =
-      tensor_histogram(shipped_model(testing::kPerChannel), "conv2d_3.weight_dq", nullptr, sample(), o);
+      tensor_histogram(shipped_model(testing::kPerChannel), "conv2d_3.weight_dq", nullptr, test_sample(), o);
   EXPECT_EQ(by_dq.codes_value, "conv2d_3.weight_quantized");
   EXPECT_FALSE(by_dq.has_float);  // no FP32 model, and the QDQ model stores no float weights
   EXPECT_EQ(by_dq.dequantized.counts, h.dequantized.counts);
@@ -86,7 +82,7 @@ TEST(Histogram, PerChannelWeightAgainstFp32Weights) {
 
 TEST(Histogram, BatchNormalizationWeightsComeWithANote) {
   const TensorHistogram h = tensor_histogram(shipped_model(testing::kPerTensor), "conv2d.weight_quantized",
-                                             shipped_model(testing::kFp32Bn), sample(), {});
+                                             shipped_model(testing::kFp32Bn), test_sample(), {});
   EXPECT_EQ(h.float_value, "conv2d.weight");
   EXPECT_NE(h.note.find("BatchNormalization"), std::string::npos);
   ASSERT_TRUE(h.grid);
@@ -99,7 +95,7 @@ TEST(Histogram, ActivationOverImages) {
   o.bins = 32;
   o.batch = 4;
   auto model = shipped_model(testing::kPerTensor);
-  const TensorHistogram h = tensor_histogram(model, "activation_2", shipped_model(testing::kFp32Bn), sample(), o);
+  const TensorHistogram h = tensor_histogram(model, "activation_2", shipped_model(testing::kFp32Bn), test_sample(), o);
   EXPECT_EQ(h.kind, "activation");
   EXPECT_EQ(h.images, 6);
   EXPECT_EQ(h.float_value, "activation_2");
@@ -119,13 +115,13 @@ TEST(Histogram, ActivationOverImages) {
   EXPECT_GE(h.float_values.hi, h.grid->clip_max(0));
 
   // Same activation named by its codes, without an FP32 model: floats from the model itself.
-  const TensorHistogram own = tensor_histogram(model, "activation_2_q", nullptr, sample(), o);
+  const TensorHistogram own = tensor_histogram(model, "activation_2_q", nullptr, test_sample(), o);
   EXPECT_EQ(own.float_source, "model");
   EXPECT_EQ(own.float_value, "activation_2");
   EXPECT_EQ(own.dequantized.counts, h.dequantized.counts);
 
   // Renamed value in the BN model: conv2d_2's output is batch_normalization_2 there.
-  const TensorHistogram bn = tensor_histogram(model, "conv2d_2", shipped_model(testing::kFp32Bn), sample(), o);
+  const TensorHistogram bn = tensor_histogram(model, "conv2d_2", shipped_model(testing::kFp32Bn), test_sample(), o);
   EXPECT_EQ(bn.float_value, "batch_normalization_2");
 
   const auto j = histogram_json(h, "m.onnx", "f.onnx", "d");
@@ -140,7 +136,7 @@ TEST(Histogram, QOperatorCodesWithoutFloatValuesAreRefused) {
   // qconv1's output exists only as codes (no DequantizeLinear reads it).
   auto g = std::make_shared<const Graph>(testing::tiny_qoperator_graph());
   try {
-    tensor_histogram(g, "hq", nullptr, sample(), {});
+    tensor_histogram(g, "hq", nullptr, test_sample(), {});
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'hq' has no float32 values"), std::string::npos) << e.what();
@@ -149,7 +145,7 @@ TEST(Histogram, QOperatorCodesWithoutFloatValuesAreRefused) {
 
 TEST(Histogram, UnknownTensorIsNamed) {
   try {
-    tensor_histogram(shipped_model(testing::kPerTensor), "no_such_tensor", nullptr, sample(), {});
+    tensor_histogram(shipped_model(testing::kPerTensor), "no_such_tensor", nullptr, test_sample(), {});
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no tensor named 'no_such_tensor'"), std::string::npos) << e.what();

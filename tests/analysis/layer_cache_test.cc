@@ -2,6 +2,7 @@
 // comparison from caches against compare_models(), which runs both models.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -16,15 +17,11 @@
 namespace qplay {
 namespace {
 
+using testing::test_sample;
 using testing::kFp32;
 using testing::kPerChannel;
 using testing::kPerTensor;
 using testing::shipped_model;
-
-const Dataset& sample() {
-  static const Dataset d = load_cifar10(default_test_sample_path());
-  return d;
-}
 
 TEST(HalfFloat, HandComputedCodes) {
   EXPECT_EQ(float_to_half(1.0f), 0x3c00);
@@ -78,10 +75,15 @@ TEST(HalfFloat, FastPathGivesThePortableBits) {
 }
 
 // The fused kernel (AVX2 when present) sums what dequantize + add_sample sum, over lengths
-// below, at and above the vector width and the 256-element block, signed and unsigned codes.
+// below, at and above the vector width and the 256-element block, signed and unsigned codes,
+// and counts the clipped x as the definition does (x outside the grid's range widened by half
+// a step, compared in double), values exactly at and just past both bounds included.
 TEST(SampleSums, FastKernelMatchesDequantizeAndAddSample) {
   std::mt19937 rng(11);
-  std::uniform_real_distribution<float> value(-3.0f, 5.0f);
+  // The grids below keep about [-4.3, 5.1] (uint8) and [-4.6, 4.8] (int8): some x fall outside.
+  std::uniform_real_distribution<float> value(-6.0f, 7.0f);
+  const float inf = std::numeric_limits<float>::infinity();
+  int64_t clipped_seen = 0;
   for (int64_t n : {1, 7, 8, 9, 255, 256, 257, 1000, 16384}) {
     for (bool is_signed : {false, true}) {
       SCOPED_TRACE(std::to_string(n) + (is_signed ? " int8" : " uint8"));
@@ -89,16 +91,39 @@ TEST(SampleSums, FastKernelMatchesDequantizeAndAddSample) {
       std::vector<uint8_t> codes(n);
       const float scale = 0.037f;
       const int32_t zp = is_signed ? -5 : 117;
+      const int64_t qmin = is_signed ? -128 : 0, qmax = is_signed ? 127 : 255;
+      const ClipBounds clip = clip_bounds(scale, zp, qmin, qmax);
       for (int64_t i = 0; i < n; ++i) {
         x[i] = value(rng);
         codes[i] = static_cast<uint8_t>(rng());
         const int32_t q = is_signed ? static_cast<int8_t>(codes[i]) : codes[i];
         y[i] = static_cast<float>(q - zp) * scale;
       }
+      // Values on and just past the bounds, in the vector part and in the tail.
+      const float edges[] = {clip.below, std::nextafter(clip.below, -inf), clip.above, std::nextafter(clip.above, inf)};
+      for (int e = 0; e < 4; ++e) {
+        if (e < n) x[e] = edges[e];
+        if (n - 1 - e >= 4) x[n - 1 - e] = edges[e];
+      }
+      const double lo = double(scale) * (qmin - zp - 0.5), hi = double(scale) * (qmax - zp + 0.5);
+      int64_t below = 0, above = 0;
+      for (float v : x) {
+        below += double(v) < lo;
+        above += double(v) > hi;
+      }
+      clipped_seen += below + above;
+
       ErrorAccumulator reference, fast, portable;
       add_sample(reference, x.data(), y.data(), n);
-      add_sample_sums(fast, sample_sums_codes(x.data(), codes.data(), is_signed, n, scale, zp));
-      add_sample_sums(portable, sample_sums_codes_portable(x.data(), codes.data(), is_signed, n, scale, zp));
+      const SampleSums fast_sums = sample_sums_codes(x.data(), codes.data(), is_signed, n, scale, zp, clip);
+      const SampleSums portable_sums = sample_sums_codes_portable(x.data(), codes.data(), is_signed, n, scale, zp, clip);
+      for (const SampleSums* ss : {&fast_sums, &portable_sums}) {
+        EXPECT_EQ(ss->clipping.values, n);
+        EXPECT_EQ(ss->clipping.below, below);
+        EXPECT_EQ(ss->clipping.above, above);
+      }
+      add_sample_sums(fast, fast_sums);
+      add_sample_sums(portable, portable_sums);
       for (const ErrorAccumulator* a : {&fast, &portable}) {
         EXPECT_EQ(a->elements, n);
         EXPECT_NEAR(a->sum_x2, reference.sum_x2, 1e-6 * reference.sum_x2);
@@ -110,6 +135,7 @@ TEST(SampleSums, FastKernelMatchesDequantizeAndAddSample) {
       }
     }
   }
+  EXPECT_GT(clipped_seen, 1000);  // the counts were tested on something
 }
 
 // The cached comparison measures what compare_models measures by running both models: the
@@ -133,6 +159,12 @@ void expect_same(const Comparison& streamed, const CachedComparison& cached) {
     EXPECT_EQ(a.codes.at_qmin, b.codes.at_qmin);
     EXPECT_EQ(a.codes.at_qmax, b.codes.at_qmax);
     EXPECT_EQ(a.codes.distinct, b.codes.distinct);
+    // The cache keeps FP32 values as half floats: a value within 2^-11 (relative) of a clip bound
+    // may land on the other side.
+    EXPECT_EQ(a.has_clipping, b.has_clipping);
+    EXPECT_EQ(a.clipping.values, b.clipping.values);
+    EXPECT_NEAR(a.clipping.below, b.clipping.below, 1e-4 * a.clipping.values);
+    EXPECT_NEAR(a.clipping.above, b.clipping.above, 1e-4 * a.clipping.values);
   }
   EXPECT_EQ(streamed.accuracy.fp32_predictions, cached.comparison.accuracy.fp32_predictions);
   EXPECT_EQ(streamed.accuracy.quantized_predictions, cached.comparison.accuracy.quantized_predictions);
@@ -146,14 +178,14 @@ TEST(LayerCache, BaseModelMatchesStreamedComparison) {
     o.limit = 150;
     const auto fp32 = shipped_model(kFp32);
     const auto quantized = shipped_model(model);
-    const Fp32LayerCache f = capture_fp32_layers(fp32, sample(), o);
-    const BaseCache q = capture_base(quantized, sample(), o);
+    const Fp32LayerCache f = capture_fp32_layers(fp32, test_sample(), o);
+    const BaseCache q = capture_base(quantized, test_sample(), o);
     EXPECT_EQ(f.images, 150);
     EXPECT_GT(f.bytes, 0u);
     CompareOptions c;
     c.limit = 150;
     c.isolated = false;
-    expect_same(compare_models(fp32, quantized, sample(), c), compare_cached(f, q));
+    expect_same(compare_models(fp32, quantized, test_sample(), c), compare_cached(f, q));
   }
 }
 
@@ -164,8 +196,8 @@ TEST(LayerCache, EditedVersionMatchesStreamedComparison) {
   const auto base = shipped_model(kPerTensor);
   ReevalOptions o;
   o.limit = 120;
-  const Fp32LayerCache f = capture_fp32_layers(fp32, sample(), o);
-  const BaseCache q = capture_base(base, sample(), o);
+  const Fp32LayerCache f = capture_fp32_layers(fp32, test_sample(), o);
+  const BaseCache q = capture_base(base, test_sample(), o);
   const std::vector<std::vector<Edit>> cases = {
       {parse_set_edit("conv2d.weight_quantized.scale=0.0002")},
       {parse_bits_edit("activation_3=5")},
@@ -179,7 +211,7 @@ TEST(LayerCache, EditedVersionMatchesStreamedComparison) {
     CompareOptions c;
     c.limit = 120;
     c.isolated = false;
-    const Comparison streamed = compare_models(fp32, std::make_shared<const Graph>(edited.graph), sample(), c);
+    const Comparison streamed = compare_models(fp32, std::make_shared<const Graph>(edited.graph), test_sample(), c);
     expect_same(streamed, cached);
     // The edit shows: some layer's error differs from the base model's.
     const CachedComparison before = compare_cached(f, q);
@@ -190,12 +222,35 @@ TEST(LayerCache, EditedVersionMatchesStreamedComparison) {
   }
 }
 
+// The first batch sizes the slots alone, the others fill them in parallel: uneven batches on two
+// threads store the same halves and predictions as one batch on one thread.
+TEST(LayerCache, Fp32CaptureDoesNotDependOnBatchesOrThreads) {
+  ReevalOptions one, many;
+  one.limit = many.limit = 23;
+  one.batch = 23;
+  one.threads = 1;
+  many.batch = 4;  // 6 batches, the last of 3 images
+  many.threads = 2;
+  const auto fp32 = shipped_model(kFp32);
+  const Fp32LayerCache a = capture_fp32_layers(fp32, test_sample(), one);
+  const Fp32LayerCache b = capture_fp32_layers(fp32, test_sample(), many);
+  ASSERT_EQ(a.values, b.values);
+  EXPECT_EQ(a.elements, b.elements);
+  EXPECT_EQ(a.elements.front(), 32 * 32 * 16);  // conv2d's output per image
+  for (size_t k = 0; k < a.values.size(); ++k) EXPECT_TRUE(a.halves[k] == b.halves[k]) << a.values[k];
+  EXPECT_EQ(a.predictions, b.predictions);
+  EXPECT_EQ(std::count(b.predictions.begin(), b.predictions.end(), -1), 0);  // every image stored
+  ReevalOptions zero = many;
+  zero.batch = 0;
+  EXPECT_THROW(capture_fp32_layers(fp32, test_sample(), zero), Error);
+}
+
 TEST(LayerCache, MismatchedCachesAreRefused) {
   ReevalOptions a, b;
   a.limit = 20;
   b.limit = 30;
-  const Fp32LayerCache f = capture_fp32_layers(shipped_model(kFp32), sample(), a);
-  const BaseCache q = capture_base(shipped_model(kPerTensor), sample(), b);
+  const Fp32LayerCache f = capture_fp32_layers(shipped_model(kFp32), test_sample(), a);
+  const BaseCache q = capture_base(shipped_model(kPerTensor), test_sample(), b);
   try {
     compare_cached(f, q);
     FAIL() << "no error";

@@ -131,7 +131,7 @@ TEST(Metrics, PureRoundingNoiseGivesRmseOverScaleNearOneOverSqrt12) {
   EXPECT_NEAR(metrics_of(x, y, scale).rmse_over_scale, 1.0 / std::sqrt(12.0), 0.003);
 }
 
-TEST(CodeStats, ClippingRateAndRangeUseUint8) {
+TEST(CodeStats, AtLimitsRateAndRangeUseUint8) {
   CodeAccumulator acc = make_code_accumulator(DType::u8);
   Tensor codes(DType::u8, {5});
   const uint8_t values[] = {0, 0, 5, 255, 7};
@@ -142,12 +142,12 @@ TEST(CodeStats, ClippingRateAndRangeUseUint8) {
   EXPECT_EQ(s.bits, 8);
   EXPECT_EQ(s.at_qmin, 2);
   EXPECT_EQ(s.at_qmax, 1);
-  EXPECT_DOUBLE_EQ(s.clipping_rate, 3.0 / 5.0);
+  EXPECT_DOUBLE_EQ(s.at_limits_rate, 3.0 / 5.0);
   EXPECT_EQ(s.distinct, 4);
   EXPECT_DOUBLE_EQ(s.range_use, 4.0 / 256.0);
 }
 
-TEST(CodeStats, ClippingRateAndRangeUseInt8AndMerge) {
+TEST(CodeStats, AtLimitsRateAndRangeUseInt8AndMerge) {
   CodeAccumulator a = make_code_accumulator(DType::i8), b = make_code_accumulator(DType::i8);
   Tensor codes(DType::i8, {4});
   const int8_t values[] = {-128, 127, 0, 0};
@@ -159,11 +159,92 @@ TEST(CodeStats, ClippingRateAndRangeUseInt8AndMerge) {
   EXPECT_EQ(s.qmin, -128);
   EXPECT_EQ(s.qmax, 127);
   EXPECT_EQ(s.codes, 8);
-  EXPECT_DOUBLE_EQ(s.clipping_rate, 0.5);
+  EXPECT_DOUBLE_EQ(s.at_limits_rate, 0.5);
   EXPECT_EQ(s.distinct, 3);
   EXPECT_DOUBLE_EQ(s.range_use, 3.0 / 256.0);
   EXPECT_THROW(add_codes(a, Tensor(DType::u8, {1})), Error);  // uint8 codes on an int8 grid
   EXPECT_THROW(make_code_accumulator(DType::i32), Error);
+}
+
+// uint8, scale 0.5, zero point 10: grid points -5 .. 122.5, clipped outside [-5.25, 122.75].
+TEST(Clipping, HandComputedBoundsAndCounts) {
+  const ClipBounds b = clip_bounds(0.5, 10, 0, 255);
+  EXPECT_EQ(b.below, -5.25f);
+  EXPECT_EQ(b.above, 122.75f);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> x = {-5.25f, std::nextafter(-5.25f, -inf), -6.0f, 0.0f, 122.75f,
+                                std::nextafter(122.75f, inf), 1000.0f, nan, -inf};
+  ClippingCounts c;
+  add_clipped(c, x.data(), static_cast<int64_t>(x.size()), b);
+  EXPECT_EQ(c.values, 9);
+  EXPECT_EQ(c.below, 3);  // just below -5.25, -6, -inf; -5.25 itself rounds to code 0
+  EXPECT_EQ(c.above, 2);  // just above 122.75, 1000
+  EXPECT_DOUBLE_EQ(clipping_rate(c), 5.0 / 9.0);
+  EXPECT_DOUBLE_EQ(clipping_rate(ClippingCounts{}), 0.0);
+  const auto j = clipping_json(c);
+  EXPECT_EQ(j["below"], 3);
+  EXPECT_EQ(j["above"], 2);
+  EXPECT_DOUBLE_EQ(j["rate"].get<double>(), 5.0 / 9.0);
+}
+
+// The case the code-based count gets wrong: after a ReLU, uint8 with Z = 0 puts every zero at
+// code qmin, yet nothing is clipped.
+TEST(Clipping, ReluZerosAtQminAreNotClipped) {
+  const float scale = 0.1f;
+  const std::vector<float> x = {0.0f, 0.0f, 0.0f, 1.0f};
+  Tensor codes(DType::u8, {4});
+  const uint8_t values[] = {0, 0, 0, 10};
+  std::copy(values, values + 4, codes.data<uint8_t>());
+  CodeAccumulator acc = make_code_accumulator(DType::u8);
+  add_codes(acc, codes);
+  EXPECT_DOUBLE_EQ(code_stats(acc).at_limits_rate, 0.75);
+  ClippingCounts c;
+  add_clipped(c, x.data(), 4, clip_bounds(scale, 0, 0, 255));
+  EXPECT_EQ(c.below + c.above, 0);
+}
+
+// The float bounds decide exactly as the bounds computed in double: the largest float <= the
+// upper bound, the smallest float >= the lower one, for steps that are not powers of two.
+TEST(Clipping, FloatBoundsAgreeWithDoubleBounds) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> step(1e-4f, 2.0f);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int i = 0; i < 1000; ++i) {
+    const float s = step(rng);
+    const int64_t z = static_cast<int64_t>(rng() % 256) - 128;
+    const double lo = double(s) * (-128 - z - 0.5), hi = double(s) * (127 - z + 0.5);
+    const ClipBounds b = clip_bounds(s, z, -128, 127);
+    EXPECT_GE(double(b.below), lo);
+    EXPECT_LT(double(std::nextafter(b.below, -inf)), lo);
+    EXPECT_LE(double(b.above), hi);
+    EXPECT_GT(double(std::nextafter(b.above, inf)), hi);
+  }
+}
+
+// Per channel along axis 1 of [1, 2, 2]: int8, scales 1 and 2, Z = 0:
+// channel 0 keeps [-128.5, 127.5], channel 1 [-257, 255].
+TEST(Clipping, PerChannelGridUsesEachChannelsBounds) {
+  QuantGrid grid;
+  grid.dtype = DType::i8;
+  grid.qmin = -128;
+  grid.qmax = 127;
+  grid.axis = 1;
+  grid.scales = {1.0f, 2.0f};
+  grid.zero_points = {0, 0};
+  const std::vector<float> x = {127.5f, 128.0f,    // channel 0: 128 clipped above
+                                128.0f, -300.0f};  // channel 1: 128 fits, -300 clipped below
+  ClippingCounts c;
+  add_clipped(c, x.data(), Shape{1, 2, 2}, grid);
+  EXPECT_EQ(c.values, 4);
+  EXPECT_EQ(c.above, 1);
+  EXPECT_EQ(c.below, 1);
+  try {
+    add_clipped(c, x.data(), Shape{1, 4}, grid);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2 channels along axis 1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[1,4]"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

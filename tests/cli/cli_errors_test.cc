@@ -6,34 +6,18 @@
 #include <limits>
 
 #include "io/onnx_model.h"
+#include "support/cli_runner.h"
 #include "support/test_support.h"
 
 namespace qplay {
 namespace {
 
+using testing::expect_clean_error;
+using testing::qplay_cli;
 using testing::model_path;
 using testing::output_dir;
 using testing::read_binary;
-using testing::run_command;
 using testing::write_binary;
-
-struct CliResult {
-  int code;
-  std::string output;
-};
-
-CliResult qplay_cli(const std::string& args) {
-  CliResult r;
-  r.code = run_command(std::string(QPLAY_BINARY) + " " + args, r.output);
-  return r;
-}
-
-void expect_clean_error(const CliResult& r, const std::string& fragment) {
-  EXPECT_EQ(r.code, 1) << r.output;  // 1 = handled error; a crash would be a signal, not 1
-  EXPECT_NE(r.output.find("qplay: error: "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "not one line: " << r.output;
-}
 
 TEST(CliErrors, MissingModelFile) {
   expect_clean_error(qplay_cli("info /no/such/model.onnx"), "cannot open model file '/no/such/model.onnx'");

@@ -6,36 +6,20 @@
 #include <nlohmann/json.hpp>
 
 #include "io/onnx_model.h"
+#include "support/cli_runner.h"
 #include "support/test_support.h"
 
 namespace qplay {
 namespace {
 
+using testing::expect_clean_error;
+using testing::qplay_cli;
 using testing::model_path;
 using testing::output_dir;
-using testing::run_command;
-
-struct CliResult {
-  int code;
-  std::string output;
-};
-
-CliResult qplay_cli(const std::string& args) {
-  CliResult r;
-  r.code = run_command(std::string(QPLAY_BINARY) + " " + args, r.output);
-  return r;
-}
 
 std::string quantize_args(const std::string& extra, int64_t calib_count = 100) {
   return "quantize " + model_path("resnet8_fp32.onnx") + " -o " + output_dir("cli_quantize") + "/out.onnx " +
          "--calib " + default_train_sample_path() + " --calib-count " + std::to_string(calib_count) + " " + extra;
-}
-
-void expect_clean_error(const CliResult& r, const std::string& fragment) {
-  EXPECT_EQ(r.code, 1) << r.output;
-  EXPECT_NE(r.output.find("qplay: error: "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "not one line: " << r.output;
 }
 
 TEST(CliQuantize, WritesALoadableQdqModelAndReportsJson) {

@@ -394,6 +394,10 @@ TEST_F(ServerTest, ResidualsMatchTheCliShape) {
   ASSERT_EQ(r["adds"].size(), 3u);
   EXPECT_EQ(r["adds"][0]["name"], "add");
   EXPECT_TRUE(r["adds"][0]["requantization"].contains("sqnr_db"));
+  // Against the playground's FP32 model: upstream error on top of the requantization's.
+  EXPECT_FALSE(r["fp32_model"].is_null());
+  EXPECT_EQ(r["adds"][0]["fp32_layer"], "add");
+  EXPECT_LT(r["adds"][0]["against_fp32"]["sqnr_db"].get<double>(), r["adds"][0]["requantization"]["sqnr_db"].get<double>());
 }
 
 TEST_F(ServerTest, EventStreamDeliversProgressAndFinalEvent) {

@@ -24,6 +24,11 @@ std::string shared_dir() {
 
 std::string model_path(const std::string& file) { return source_dir() + "/models/" + file; }
 
+const Dataset& test_sample() {
+  static const Dataset d = load_cifar10(default_test_sample_path());
+  return d;
+}
+
 std::string full_test_batch() {
   const std::string s = shared_dir();
   if (s.empty()) return "";

@@ -12,6 +12,8 @@ std::string source_dir();
 // ../shared beside the repo (or $QPLAY_SHARED); "" when absent.
 std::string shared_dir();
 std::string model_path(const std::string& file);  // models/<file>
+// The shipped 1,000-image test sample (default_test_sample_path()), loaded once per test binary.
+const Dataset& test_sample();
 // The full CIFAR-10 test batch from shared/, or "" when absent.
 std::string full_test_batch();
 // Data for oracle comparisons: the first 1,000 test images when shared/ is there, else the

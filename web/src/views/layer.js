@@ -23,11 +23,11 @@ const METRICS = [
 export function MetricsTable({ metrics }) {
   if (!metrics) return html`<${Empty}>No metrics for this layer.</${Empty}>`;
   const cols = ['accumulated', 'isolated'].filter((k) => metrics[k]);
-  // Clipping comes from the output codes when the metrics themselves do not carry it.
-  const codesOf = { accumulated: metrics.codes, isolated: metrics.isolated_codes };
+  // Clipping (FP32 values outside the output grid) is one figure for both columns: the layer's
+  // FP32 output is what both runs are measured against.
   const value = (c, key) => {
     const v = metrics[c][key];
-    if ((v === undefined || v === null) && key === 'clip_rate' && codesOf[c]) return codesOf[c].clipping_rate;
+    if ((v === undefined || v === null) && key === 'clip_rate' && metrics.clipping) return metrics.clipping.rate;
     return v;
   };
   return html`<table class="kv metrics" data-testid="layer-metrics">

@@ -1,5 +1,5 @@
 // Residual connections: every Add with the scales of its two inputs, their ratio, the output
-// scale and the error its requantization adds.
+// scale, the error its requantization adds and (against the FP32 model) its whole error.
 import { html } from '../html.js';
 import { useEffect, useState } from 'preact/hooks';
 import { useJob } from '../hooks.js';
@@ -17,6 +17,8 @@ export function ResidualsView({ result, version }) {
     { key: 'scale_ratio', label: 'scale ratio', numeric: true, render: (r) => html`<b class=${r.scale_ratio > 4 ? 'bad' : ''}>${num(r.scale_ratio, 3)}×</b>` },
     { key: 'output_scale', label: 'output scale', numeric: true, render: (r) => num(r.output_scale) },
     { key: 'sqnr_db', label: 'requant. SQNR', numeric: true, render: (r) => db(r.sqnr_db) },
+    { key: 'fp32_sqnr_db', label: 'SQNR vs FP32', numeric: true, value: (r) => (r.against_fp32 ? r.against_fp32.sqnr_db : null),
+      render: (r) => (r.against_fp32 ? db(r.against_fp32.sqnr_db) : '–') },
     { key: 'rmse_over_scale', label: 'rmse / scale', numeric: true, render: (r) => num(r.rmse_over_scale, 3) },
     { key: 'max_abs', label: 'max |error|', numeric: true, render: (r) => num(r.max_abs) },
   ];
