@@ -242,9 +242,9 @@ Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, const
   eo.fast_kernels = cache.options.fast_kernels;
   const Executor executor(sub, eo);
   run_batches(cache.images, cache.options.batch, cache.options.threads, [&](int64_t b, int64_t begin, int64_t, int) {
-    std::map<std::string, Tensor> feeds;
-    for (const auto& v : plan.fed_values) feeds[v] = cache.batches[b].at(v);
-    auto result = executor.run(feeds);
+    std::map<std::string, const Tensor*> feeds;  // read in place from the cache
+    for (const auto& v : plan.fed_values) feeds[v] = &cache.batches[b].at(v);
+    auto result = executor.run_borrowed(feeds);
     if (output_changes) {
       const Tensor& out = result.at(output);
       std::copy(out.data<float>(), out.data<float>() + out.numel(), r.outputs.begin() + begin * r.classes);
