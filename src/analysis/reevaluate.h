@@ -11,6 +11,11 @@
 // recomputed node needs that is not a checkpoint (so an edited Q recomputes its layer from the
 // previous checkpoint).
 //
+// Mode (ReevalOptions::mode): simulate runs the graph as written; integer runs it lowered to the
+// integer ops (runtime/integer, what `qplay eval --mode integer` runs), and each edited model is
+// lowered the same way before the plan compares it with the lowered base. Either way the result
+// equals a full run of the edited model in the cache's mode.
+//
 // A UI session keeps one BaseCache (immutable, shared between threads) and calls reevaluate()
 // with apply_edits_tracked(base, edits) for each successive edit list: edits are always relative
 // to the base model, so undo and reset cost nothing.
@@ -25,6 +30,7 @@
 #include "analysis/batches.h"
 #include "analysis/edits.h"
 #include "io/cifar10.h"
+#include "runtime/integer/integer_mode.h"
 
 namespace qplay {
 
@@ -33,11 +39,13 @@ struct ReevalOptions {
   int64_t batch = 50;
   int threads = 2;
   bool fast_kernels = true;
+  integer::RunMode mode = integer::RunMode::simulate;  // how the cache and every re-evaluation run
   Progress progress;  // capture_base: images captured after each batch (not kept in the cache)
 };
 
 struct BaseCache {
-  std::shared_ptr<const Graph> base;
+  std::shared_ptr<const Graph> base;      // the model as loaded (QDQ): what edits and layers name
+  std::shared_ptr<const Graph> executed;  // what runs: base, or base lowered to integer ops
   ReevalOptions options;
   int64_t images = 0;
   int64_t classes = 0;
@@ -58,9 +66,9 @@ struct Reevaluation {
   int64_t correct = 0;
   std::vector<float> outputs;  // images x classes, as a full run of the edited graph gives
   std::vector<int> predictions;
-  std::vector<std::string> recomputed_nodes;  // in order; empty when nothing changed
+  std::vector<std::string> recomputed_nodes;  // in order; empty when nothing changed (lowered nodes in integer mode)
   std::vector<std::string> fed_values;        // checkpoints the recomputation starts from
-  int64_t total_nodes = 0;                    // nodes of the edited graph
+  int64_t total_nodes = 0;                    // nodes of the edited graph as run (lowered in integer mode)
   size_t cache_bytes = 0;                     // BaseCache::bytes
   size_t fed_bytes = 0;                       // of those, the tensors read by this re-evaluation
   // With keep_codes: per batch, the checkpoints (activation codes, float layer results) the
@@ -81,6 +89,7 @@ Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, const
                         bool keep_codes = false);
 
 // The nodes of `edited` that must run (in graph order), and the checkpoint values they read.
+// `base` and `edited` are graphs as they run (both lowered, in integer mode).
 struct RecomputePlan {
   std::vector<int> nodes;
   std::vector<std::string> fed_values;

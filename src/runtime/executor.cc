@@ -280,6 +280,13 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
 }
 
 std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& feeds, const ValueHook& hook) const {
+  std::map<std::string, const Tensor*> borrowed;
+  for (const auto& [name, t] : feeds) borrowed.emplace(name, &t);
+  return run_borrowed(borrowed, hook);
+}
+
+std::map<std::string, Tensor> Executor::run_borrowed(const std::map<std::string, const Tensor*>& feeds,
+                                                     const ValueHook& hook) const {
   const Graph& g = *graph_;
   std::vector<Tensor> owned(slot_count_);
   std::vector<const Tensor*> value(slot_count_, nullptr);
@@ -287,8 +294,8 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
   for (size_t i = 0; i < g.inputs.size(); ++i) {
     const ValueInfo& info = g.inputs[i];
     auto it = feeds.find(info.name);
-    if (it == feeds.end()) throw Error("no data given for model input '" + info.name + "'");
-    const Tensor& t = it->second;
+    if (it == feeds.end() || it->second == nullptr) throw Error("no data given for model input '" + info.name + "'");
+    const Tensor& t = *it->second;
     if (t.dtype != info.dtype)
       throw Error("model input '" + info.name + "' expects " + dtype_name(info.dtype) + ", got " + dtype_name(t.dtype));
     if (!info.shape.empty()) {

@@ -45,6 +45,10 @@ class Executor {
   // Feeds must name every graph input, with matching dtype and rank; returns the graph outputs.
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& feeds,
                                     const ValueHook& hook = nullptr) const;
+  // The same with borrowed feeds (no copies of data kept elsewhere, e.g. a cache); each must
+  // stay alive and unchanged until run_borrowed returns.
+  std::map<std::string, Tensor> run_borrowed(const std::map<std::string, const Tensor*>& feeds,
+                                             const ValueHook& hook = nullptr) const;
 
   const Graph& graph() const { return *graph_; }
 

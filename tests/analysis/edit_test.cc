@@ -50,9 +50,9 @@ std::string error_of(const Graph& g, const std::vector<Edit>& edits) {
   return "";
 }
 
-// Outputs of a full run of `g` over the first n sample images.
-EvalResult full_run(const Graph& g, int64_t n) {
-  Executor ex(std::make_shared<const Graph>(g));
+// Outputs of a full run of `g` over the first n sample images (in integer mode: lowered first).
+EvalResult full_run(const Graph& g, int64_t n, integer::RunMode mode = integer::RunMode::simulate) {
+  Executor ex(integer::graph_for_mode(g, mode));
   EvalOptions o;
   o.limit = n;
   o.batch = 50;
@@ -178,6 +178,92 @@ TEST(EditReevaluate, BitExactAgainstFullRunFor200Images) {
   const Reevaluation tail = reevaluate(cache, apply_edits_tracked(*base, cases[2]));
   EXPECT_LE(tail.recomputed_nodes.size(), 10u);
   // Reset: nothing recomputed, the base outputs.
+  const Reevaluation reset = reevaluate(cache, apply_edits_tracked(*base, {}));
+  EXPECT_TRUE(reset.recomputed_nodes.empty());
+  EXPECT_EQ(reset.outputs, cache.outputs);
+}
+
+// A version's checkpoints (the cache's, overlaid with those reevaluate(keep_codes) recomputed)
+// are exactly what capturing the edited model itself keeps, tensor for tensor.
+void expect_checkpoints_of_edited_model(const BaseCache& cache, const EditedGraph& edited, const Reevaluation& r) {
+  ReevalOptions o = cache.options;
+  o.limit = cache.images;
+  const BaseCache full = capture_base(std::make_shared<const Graph>(edited.graph), sample(), o);
+  ASSERT_EQ(r.recomputed_checkpoints.size(), cache.batches.size());
+  ASSERT_EQ(full.batches.size(), cache.batches.size());
+  size_t recomputed = 0;
+  for (size_t b = 0; b < full.batches.size(); ++b)
+    for (const auto& [value, expected] : full.batches[b]) {
+      SCOPED_TRACE(value);
+      const auto it = r.recomputed_checkpoints[b].find(value);
+      recomputed += it != r.recomputed_checkpoints[b].end();
+      const Tensor* got = it != r.recomputed_checkpoints[b].end() ? &it->second : nullptr;
+      if (got == nullptr && cache.batches[b].count(value)) got = &cache.batches[b].at(value);
+      ASSERT_NE(got, nullptr);
+      EXPECT_EQ(got->dtype, expected.dtype);
+      EXPECT_EQ(got->shape, expected.shape);
+      EXPECT_TRUE(got->bytes == expected.bytes);
+    }
+  EXPECT_GT(recomputed, 0u);
+}
+
+const std::vector<std::vector<Edit>>& edits_at_three_depths() {
+  static const std::vector<std::vector<Edit>> cases = {
+      {set_scale("conv2d.weight_quantized", 0.0002)},                   // first layer
+      {parse_bits_edit("activation_3=5"), bypass_edit("conv2d_4")},     // middle
+      {parse_set_edit("activation_6.scale=0.2")},                        // last stage
+      {set_scale("dense.weight_quantized", 0.03)},                       // last layer
+  };
+  return cases;
+}
+
+// keep_codes runs without a ValueHook (the kept codes are outputs of the recomputed sub-graph):
+// the codes and the outputs are still those of a full run of the edited model.
+TEST(EditReevaluate, KeptCodesEqualThoseOfTheEditedModel) {
+  const auto base = shipped_model(kPerTensor);
+  ReevalOptions o;
+  o.limit = 120;
+  const BaseCache cache = capture_base(base, sample(), o);
+  for (const auto& edits : edits_at_three_depths()) {
+    SCOPED_TRACE(edit_str(edits[0]));
+    const EditedGraph edited = apply_edits_tracked(*base, edits);
+    const Reevaluation with_codes = reevaluate(cache, edited, nullptr, true);
+    EXPECT_EQ(with_codes.outputs, reevaluate(cache, edited).outputs);
+    EXPECT_EQ(std::memcmp(with_codes.outputs.data(), full_run(edited.graph, 120).outputs.data(),
+                          with_codes.outputs.size() * sizeof(float)),
+              0);
+    expect_checkpoints_of_edited_model(cache, edited, with_codes);
+  }
+}
+
+// Integer mode: a cache of the lowered base, edited models lowered alike; the result is a full
+// integer-mode run of the edited model, bit for bit, and the kept codes are its codes.
+TEST(EditReevaluate, IntegerModeBitExactAgainstFullIntegerRun) {
+  const auto base = shipped_model(kPerTensor);
+  ReevalOptions o;
+  o.limit = 150;
+  o.mode = integer::RunMode::integer;
+  const BaseCache cache = capture_base(base, sample(), o);
+  const EvalResult base_full = full_run(*base, 150, integer::RunMode::integer);
+  EXPECT_EQ(std::memcmp(cache.outputs.data(), base_full.outputs.data(), cache.outputs.size() * 4), 0);
+  // Integer mode computes other outputs than simulate mode (or this test would prove nothing).
+  EXPECT_NE(std::memcmp(cache.outputs.data(), full_run(*base, 150).outputs.data(), cache.outputs.size() * 4), 0);
+
+  for (const auto& edits : edits_at_three_depths()) {
+    SCOPED_TRACE(edit_str(edits[0]));
+    const EditedGraph edited = apply_edits_tracked(*base, edits);
+    const Reevaluation r = reevaluate(cache, edited, nullptr, true);
+    const EvalResult full = full_run(edited.graph, 150, integer::RunMode::integer);
+    ASSERT_EQ(r.outputs.size(), full.outputs.size());
+    EXPECT_EQ(std::memcmp(r.outputs.data(), full.outputs.data(), r.outputs.size() * sizeof(float)), 0);
+    EXPECT_EQ(r.correct, full.correct);
+    EXPECT_NE(std::memcmp(r.outputs.data(), cache.outputs.data(), r.outputs.size() * sizeof(float)), 0);
+    EXPECT_LT(r.recomputed_nodes.size(), static_cast<size_t>(r.total_nodes));
+    expect_checkpoints_of_edited_model(cache, edited, r);
+  }
+  // The last layer's edit recomputes only the tail: its DQs, the Gemm (left in float) and Softmax.
+  const Reevaluation tail = reevaluate(cache, apply_edits_tracked(*base, edits_at_three_depths().back()));
+  EXPECT_LE(tail.recomputed_nodes.size(), 5u);
   const Reevaluation reset = reevaluate(cache, apply_edits_tracked(*base, {}));
   EXPECT_TRUE(reset.recomputed_nodes.empty());
   EXPECT_EQ(reset.outputs, cache.outputs);
