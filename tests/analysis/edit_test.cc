@@ -188,7 +188,7 @@ TEST(EditReevaluate, BitExactAgainstFullRunFor200Images) {
 void expect_checkpoints_of_edited_model(const BaseCache& cache, const EditedGraph& edited, const Reevaluation& r) {
   ReevalOptions o = cache.options;
   o.limit = cache.images;
-  const BaseCache full = capture_base(std::make_shared<const Graph>(edited.graph), sample(), o);
+  const BaseCache full = capture_base(std::make_shared<const Graph>(edited.graph), test_sample(), o);
   ASSERT_EQ(r.recomputed_checkpoints.size(), cache.batches.size());
   ASSERT_EQ(full.batches.size(), cache.batches.size());
   size_t recomputed = 0;
@@ -223,7 +223,7 @@ TEST(EditReevaluate, KeptCodesEqualThoseOfTheEditedModel) {
   const auto base = shipped_model(kPerTensor);
   ReevalOptions o;
   o.limit = 120;
-  const BaseCache cache = capture_base(base, sample(), o);
+  const BaseCache cache = capture_base(base, test_sample(), o);
   for (const auto& edits : edits_at_three_depths()) {
     SCOPED_TRACE(edit_str(edits[0]));
     const EditedGraph edited = apply_edits_tracked(*base, edits);
@@ -243,7 +243,7 @@ TEST(EditReevaluate, IntegerModeBitExactAgainstFullIntegerRun) {
   ReevalOptions o;
   o.limit = 150;
   o.mode = integer::RunMode::integer;
-  const BaseCache cache = capture_base(base, sample(), o);
+  const BaseCache cache = capture_base(base, test_sample(), o);
   const EvalResult base_full = full_run(*base, 150, integer::RunMode::integer);
   EXPECT_EQ(std::memcmp(cache.outputs.data(), base_full.outputs.data(), cache.outputs.size() * 4), 0);
   // Integer mode computes other outputs than simulate mode (or this test would prove nothing).
