@@ -252,6 +252,44 @@ TEST(IntegerLowering, TinyQdqGraphComputesTheSameBeforeAndAfter) {
   }
 }
 
+// A bias whose scale is not x_scale * w_scale (what an edit of the input or weight scale leaves) is requantized to
+// it, so the group stays integer; the result still agrees with the float (simulate) run of the same graph.
+TEST(IntegerLowering, BiasInAnotherScaleIsRequantized) {
+  std::mt19937 rng(23);
+  Graph qdq = tiny_qdq_graph(rng);
+  Tensor& b1_s = qdq.initializers.at("b1_s");
+  for (int64_t c = 0; c < b1_s.numel(); ++c) b1_s.data<float>()[c] *= 1.37f;
+  const Graph lowered = lower_to_integer(qdq);
+  EXPECT_EQ(count_ops(lowered, "QConv"), 2);
+  EXPECT_EQ(count_ops(lowered, "Conv"), 0);
+  const Node& conv1 = lowered.nodes[lowered.find_node("conv1")];
+  ASSERT_EQ(conv1.op_type, "QConv");
+  const std::string& bias_name = conv1.inputs.back();
+  ASSERT_NE(bias_name, "b1");
+  const Tensor& requantized = lowered.initializers.at(bias_name);
+  const Tensor& b1 = qdq.initializers.at("b1");
+  const Tensor& w1_s = qdq.initializers.at("w1_s");
+  for (int64_t c = 0; c < b1.numel(); ++c) {
+    // The same real value in the accumulator's units, 0.02 * w1_s[c] (to the nearest integer).
+    const double real = double{b1.data<int32_t>()[c]} * b1_s.data<float>()[c];
+    const double step = double{0.02f} * w1_s.data<float>()[c];
+    EXPECT_LE(std::fabs(requantized.data<int32_t>()[c] * step - real), 0.5 * step + 1e-12) << "channel " << c;
+  }
+  std::map<std::string, Tensor> feeds;
+  feeds["x"] = random_f32({3, 4, 6, 6}, rng, -2.5f, 2.5f);
+  const auto before = run_graph(qdq, feeds);
+  const auto after = run_graph(lowered, feeds);
+  const Tensor& a = before.at("r_q");
+  const Tensor& b = after.at("r_q");
+  ASSERT_EQ(a.shape, b.shape);
+  int64_t same = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    EXPECT_LE(std::fabs(a.at_as_double(i) - b.at_as_double(i)), 1.0) << i;
+    same += a.at_as_double(i) == b.at_as_double(i);
+  }
+  EXPECT_GE(same, a.numel() * 9 / 10);
+}
+
 TEST(IntegerLowering, QOperatorConvAndMatMulBecomeIntegerOps) {
   std::mt19937 rng(22);
   Graph g;

@@ -127,8 +127,11 @@ std::optional<QuantizedValue> dequantized_weight(Context& ctx, const std::string
   return QuantizedValue{dq->input(0), dq->input(1), zp};
 }
 
-// DQ(constant int32 bias [channels]) whose scale is the accumulator's, x_scale * w_scale[c]
-// (within float rounding), so the integer bias adds directly to the accumulator (eq. 3).
+// DQ(constant int32 bias [channels]) as an int32 bias in the accumulator's scale, x_scale * w_scale[c] (eq. 3). A
+// bias whose scale is already that one (within float rounding), as quantizers write it, is used as it is; another
+// (e.g. after an edit of the input or weight scale) is requantized to it, round(b * s_b / (s_x s_w[c])), as converters
+// to integer-only formats do: its real value moves by at most half an accumulator step. A bias that no longer fits
+// int32 keeps the group in float.
 std::optional<std::string> dequantized_bias(Context& ctx, const std::string& value, const QuantizedValue& x,
                                             const QuantizedValue& w, int64_t channels) {
   const Node* dq = producer(ctx, value);
@@ -146,12 +149,21 @@ std::optional<std::string> dequantized_bias(Context& ctx, const std::string& val
   }
   const double xs = constant(ctx, x.scale)->data<float>()[0];
   const Tensor& ws = *constant(ctx, w.scale);
+  Tensor requantized(DType::i32, {channels});
+  bool same_scale = true;
   for (int64_t c = 0; c < channels; ++c) {
     const double want = xs * ws.data<float>()[ws.numel() == 1 ? 0 : c];
     const double got = bias_scale->data<float>()[bias_scale->numel() == 1 ? 0 : c];
-    if (std::fabs(got - want) > 1e-5 * want) return std::nullopt;
+    if (!(want > 0) || !std::isfinite(got)) return std::nullopt;
+    same_scale = same_scale && std::fabs(got - want) <= 1e-5 * want;
+    const double b = std::nearbyint(double{bias->data<int32_t>()[c]} * got / want);
+    if (!(std::fabs(b) <= 2147483647.0)) return std::nullopt;
+    requantized.data<int32_t>()[c] = static_cast<int32_t>(b);
   }
-  return dq->input(0);
+  if (same_scale) return dq->input(0);
+  const std::string name = fresh_name(ctx, dq->input(0) + "_requantized");
+  ctx.added_initializers[name] = std::move(requantized);
+  return name;
 }
 
 // Q with a per-tensor constant scale and an 8-bit zero point (uint8 when omitted, unless the
