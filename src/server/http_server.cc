@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "analysis/batches.h"
@@ -38,32 +39,32 @@ json parse_body(const httplib::Request& req) {
   }
 }
 
-// A path segment that must be an integer id (version, job, image).
-int64_t parse_id(const std::string& text, const std::string& what) {
+// The whole of `text` as a decimal integer, or nothing.
+std::optional<int64_t> parse_integer(const std::string& text) {
   size_t used = 0;
   int64_t v = 0;
   try {
     v = std::stoll(text, &used);
   } catch (const std::exception&) {
-    used = 0;
+    return std::nullopt;
   }
-  if (used == 0 || used != text.size()) throw HttpError(404, "unknown " + what + " '" + text + "' (not an integer id)");
+  if (used == 0 || used != text.size()) return std::nullopt;
   return v;
+}
+
+// A path segment that must be an integer id (version, job, image).
+int64_t parse_id(const std::string& text, const std::string& what) {
+  const auto v = parse_integer(text);
+  if (!v) throw HttpError(404, "unknown " + what + " '" + text + "' (not an integer id)");
+  return *v;
 }
 
 int64_t int_param(const httplib::Request& req, const char* key, int64_t fallback) {
   if (!req.has_param(key)) return fallback;
   const std::string text = req.get_param_value(key);
-  size_t used = 0;
-  int64_t v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size())
-    throw HttpError(400, std::string("query parameter '") + key + "' must be an integer (got '" + text + "')");
-  return v;
+  const auto v = parse_integer(text);
+  if (!v) throw HttpError(400, std::string("query parameter '") + key + "' must be an integer (got '" + text + "')");
+  return *v;
 }
 
 // Maps whatever a handler threw to a JSON error; nothing escapes to httplib.

@@ -326,14 +326,7 @@ Playground::Playground(PlaygroundOptions options) : options_(std::move(options))
         m->base_version = vid;
         break;
       }
-    if (m->base_version < 0) {
-      Version v;
-      v.id = next_version_++;
-      v.model = id;
-      v.created = now_iso();
-      versions_[v.id] = v;
-      m->base_version = v.id;
-    }
+    if (m->base_version < 0) m->base_version = new_version_locked(id).id;
   }
   save_history_locked();
   for (const auto& id : quantized) cache_state_[id] = "building";
@@ -375,6 +368,15 @@ std::shared_ptr<ModelEntry> Playground::make_entry(std::shared_ptr<const Graph> 
   m->executor = std::make_shared<const Executor>(g);
   image_input(*g);  // refuse models that are not image classifiers here, not at the first request
   return m;
+}
+
+Version& Playground::new_version_locked(const std::string& model, int64_t parent) {
+  Version& v = versions_[next_version_];
+  v.id = next_version_++;
+  v.model = model;
+  v.parent = parent;
+  v.created = now_iso();
+  return v;
 }
 
 void Playground::register_model_locked(std::shared_ptr<ModelEntry> entry) {
@@ -781,14 +783,9 @@ json Playground::create_version(const json& request) {
   rt->layers = group_layers(*rt->graph, rt->params);
 
   std::lock_guard<std::mutex> lock(mu_);
-  Version v;
-  v.id = next_version_++;
-  v.model = model->id;
-  v.parent = parent;
+  Version& v = new_version_locked(model->id, parent);
   v.edits = edits;
-  v.created = now_iso();
   if (record) v.accuracy[record->images] = *record;
-  versions_[v.id] = v;
   rt->version = v.id;
   runtimes_[v.id] = rt;
   runtime_order_.push_back(v.id);
@@ -1154,12 +1151,7 @@ json Playground::add_model(const std::string& bytes, const std::string& name) {
     std::lock_guard<std::mutex> lock(mu_);
     reserved_ids_.erase(id);
     if (entry->kind == "quantized") {
-      Version v;
-      v.id = next_version_++;
-      v.model = id;
-      v.created = now_iso();
-      versions_[v.id] = v;
-      entry->base_version = v.id;
+      entry->base_version = new_version_locked(id).id;
       cache_state_[id] = "building";
     }
     register_model_locked(entry);

@@ -157,6 +157,8 @@ class Playground {
   std::shared_ptr<ModelEntry> make_entry(std::shared_ptr<const Graph> g, const std::string& path,
                                          const std::string& id) const;
   void register_model_locked(std::shared_ptr<ModelEntry> entry);
+  // A new version of `model` with the next id and the current time, stored; returns it for the caller to fill.
+  Version& new_version_locked(const std::string& model, int64_t parent = -1);
   std::string unique_model_id_locked(const std::string& wanted) const;
   void record_accuracy(int64_t version, const AccuracyRecord& record);
   void load_history();
