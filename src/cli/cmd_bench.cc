@@ -63,6 +63,7 @@ struct BenchOptions {
   int64_t warmup_images = 1000;
   int64_t limit = -1;
   bool latency = false;  // one batch at a time on one caller thread, every batch timed
+  std::string float_conv = "auto";  // auto: Winograd for 3x3 convs of float-only graphs; direct: never
   std::string expose_all;
   bool json = false;
 };
@@ -235,6 +236,7 @@ json run_benchmark(const BenchOptions& o) {
   // executor split each convolution over --threads intra-op threads instead.
   ExecutorOptions exec_options;
   exec_options.intra_op_threads = o.latency ? o.threads : 1;
+  exec_options.winograd = o.float_conv == "auto";
   const Executor executor(graph, exec_options);
   const bool capture = o.mode == "capture";
   const Dataset data = load_cifar10(o.data.empty() ? default_test_sample_path() : o.data);
@@ -248,6 +250,7 @@ json run_benchmark(const BenchOptions& o) {
   j["model"] = o.model;
   j["data"] = data.source;
   j["mode"] = o.mode;
+  j["float_conv"] = o.float_conv;
   j["images"] = images;
   j["batch"] = o.batch;
   j["isa"] = fast::sgemm_isa();
@@ -422,6 +425,10 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--warmup-images", opt->warmup_images, "images in the untimed warm-up pass")->check(CLI::NonNegativeNumber);
   cmd->add_option("--limit", opt->limit, "only the first N images")->check(CLI::PositiveNumber);
+  cmd->add_option("--float-conv", opt->float_conv,
+                  "auto (Winograd F(2x2,3x3) for 3x3 stride-1 convs of models without QuantizeLinear) | direct "
+                  "(always ONNX Runtime's summation order)")
+      ->check(CLI::IsMember({"auto", "direct"}));
   cmd->add_flag("--latency", opt->latency, "time every batch on one caller thread, convolutions split over --threads (use with --batch 1)");
   cmd->add_option("--expose-all", opt->expose_all, "write MODEL with every intermediate as a graph output to FILE and exit")
       ->group("");  // hidden: a helper for bench/run_bench.js

@@ -97,6 +97,14 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
   for (const auto& [name, t] : g.initializers) slot(name);
 
   const bool custom_providers = !options.providers.empty();
+  // A graph that quantizes nothing needs no particular summation order in its convs.
+  const bool winograd =
+      options.fast_kernels && options.winograd && std::none_of(g.nodes.begin(), g.nodes.end(), [](const Node& node) {
+        return node.op_type == "QuantizeLinear" || node.op_type == "DynamicQuantizeLinear" || !node.domain.empty();
+      });
+  if (winograd)
+    options.providers.push_back(
+        [](const Node& node, const Graph& graph) { return fast::prepare_conv_f32_winograd(node, graph, {}); });
   if (options.fast_kernels)
     for (auto& p : fast::all_providers()) options.providers.push_back(std::move(p));
   if (options.fast_kernels)  // integer ops (domain "qplay") of lowered graphs;
@@ -266,7 +274,8 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
       out = node_outputs_[dq][0];
     }
     if (absorbed.empty() || out < 0) continue;
-    PreparedKernel k = fast::prepare_conv_f32_fused(conv, *view, f);
+    PreparedKernel k = winograd ? fast::prepare_conv_f32_winograd(conv, *view, f) : nullptr;
+    if (!k) k = fast::prepare_conv_f32_fused(conv, *view, f);
     if (!k) continue;
     fused_kernels_[i] = std::move(k);
     fused_output_[i] = out;

@@ -36,6 +36,10 @@ struct ExecutorOptions {
   // Threads one run may split a kernel over (runtime/thread_pool.h), the caller included. 1 suits
   // batch-level parallelism (several runs at once); more lowers the latency of a single run.
   int intra_op_threads = 1;
+  // Float 3x3 stride-1 convs by Winograd F(2x2, 3x3) (fast kernels only), in graphs without
+  // QuantizeLinear: faster, but not the direct kernel's (ONNX Runtime's) summation order, which a
+  // conv whose output is quantized needs to land on the same codes. false: the direct kernel always.
+  bool winograd = true;
 };
 
 class Executor {

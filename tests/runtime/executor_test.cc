@@ -197,6 +197,35 @@ TEST(Executor, QdqResidualBlocksFuseBitForBit) {
   }
 }
 
+// Winograd convs only where nothing is quantized: the QDQ models run bit-identical with the option on and off (their
+// convs keep ONNX Runtime's summation order), the FP32 model's logits move in the last bits only (and the capture
+// hook sees the same kernels, so hooked and fused runs still agree bit for bit).
+TEST(Executor, WinogradOnlyInFloatOnlyGraphs) {
+  const Dataset data = load_cifar10(default_test_sample_path());
+  ExecutorOptions direct;
+  direct.winograd = false;
+  for (const std::string file :
+       {"resnet8_fp32.onnx", "resnet8_u8act_s8w_pertensor.onnx", "resnet8_s8act_s8w_perchannel.onnx"}) {
+    SCOPED_TRACE(file);
+    const auto g = std::make_shared<const Graph>(load_onnx(testing::model_path(file)));
+    std::map<std::string, Tensor> feeds;
+    feeds[g->inputs.at(0).name] = make_image_batch(data, 0, 9, image_layout_for(g->inputs.at(0)));
+    const Executor with(g), without(g, direct);
+    const Tensor a = with.run(feeds).at(g->outputs.at(0).name), b = without.run(feeds).at(g->outputs.at(0).name);
+    expect_same_bits(a, with.run(feeds, [](int, const std::string&, const Tensor&) {}).at(g->outputs.at(0).name));
+    if (file != "resnet8_fp32.onnx") {
+      expect_same_bits(a, b);
+      continue;
+    }
+    ASSERT_EQ(a.shape, b.shape);
+    double max_diff = 0;
+    for (int64_t i = 0; i < a.numel(); ++i)
+      max_diff = std::max(max_diff, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
+    EXPECT_GT(max_diff, 0.0) << "the FP32 model should run Winograd convs";
+    EXPECT_LT(max_diff, 1e-4);
+  }
+}
+
 // A node that fails on constant inputs is not folded: the error comes from run(), naming the node.
 TEST(Executor, ConstantNodeErrorsSurfaceAtRunTime) {
   Graph g;

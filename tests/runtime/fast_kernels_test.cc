@@ -1,7 +1,8 @@
 // Every fast kernel against its reference on random shapes: tile edges, odd channel counts,
 // strides, padding, dilation. Float paths within a stated tolerance (here: the same FMA chain
 // is expected, so AVX2 and portable sgemm must agree bit for bit; conv vs the plain-loop
-// reference within 1e-5 relative to the magnitude of the sum).
+// reference within 1e-5 relative to the magnitude of the sum; Winograd convs against a double-precision
+// convolution within 4e-6 of the magnitude of the sum).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/kernels/fast/sgemm.h"
+#include "runtime/thread_pool.h"
 
 namespace qplay {
 namespace {
@@ -425,6 +427,124 @@ TEST(FastQuantize, QuantizeAndDequantizeBitExactForExtremeParams) {
         expect_fast_equals_reference(Node{"d", "DequantizeLinear", "", {"q", "s", "z"}, {"y"}, {}}, {&codes[0], &s, &z});
       }
     }
+}
+
+}  // namespace
+}  // namespace qplay
+
+namespace qplay {
+namespace {
+
+// Winograd F(2x2, 3x3) against the convolution computed in double: its sums are not the direct kernel's, so the
+// tolerance is relative to the magnitude sum_c,ky,kx |w x| + |b| of each output (the transforms add at most a few
+// dozen float roundings of values of that size).
+TEST(FastConvWinograd, MatchesDoubleConvolutionWithinTolerance) {
+  std::mt19937 rng(41);
+  struct Case {
+    int64_t n, c, h, w, m;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {2, 16, 32, 32, 16, true},  // ResNet-8 stage 1
+      {1, 32, 16, 16, 32, true},  // stage 2
+      {3, 64, 8, 8, 64, false},   // stage 3: a group of 8 tiles spans two tile rows
+      {1, 5, 4, 24, 7, true},     // odd channels, one tile row pair, M past a 6-row panel
+      {2, 33, 12, 8, 13, true},   // K and M past tile edges
+      {1, 3, 20, 40, 65, false},  // several GEMM blocks, a last block of 8 tiles
+      {1, 4, 6, 10, 5, true},     // not covered (H % 4, W % 8): the direct kernel
+  };
+  for (const auto& cc : cases)
+    for (int variant = 0; variant < 4; ++variant) {  // plain; relu; add; add + relu
+      const bool add = variant >= 2, relu = variant % 2 == 1;
+      SCOPED_TRACE(::testing::Message() << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m
+                                        << " add " << add << " relu " << relu);
+      Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
+      conv.attrs["pads"].kind = Attribute::Kind::Ints;
+      conv.attrs["pads"].ints = {1, 1, 1, 1};
+      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -4, 4));
+      Tensor w = make_f32({cc.m, cc.c, 3, 3}, random_floats(cc.m * cc.c * 9, rng));
+      Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
+      Tensor addend = make_f32({cc.n, cc.m, cc.h, cc.w}, random_floats(cc.n * cc.m * cc.h * cc.w, rng, -8, 8));
+      Graph g;
+      if (variant == 0) g.initializers["w"] = w;  // weights transformed at preparation; run-time weights otherwise
+      fast::ConvFusion fusion;
+      fusion.add = add;
+      fusion.relu = relu;
+      auto kernel = fast::prepare_conv_f32_winograd(conv, g, fusion);
+      ASSERT_TRUE(kernel);
+      Inputs in = {&x, variant == 0 ? g.initializer("w") : &w, cc.bias ? &b : nullptr};
+      if (add) in.push_back(&addend);
+      std::vector<Tensor> got(1);
+      got[0] = make_f32({1}, {std::nanf("")});
+      kernel(in, got);
+      ASSERT_EQ(got[0].shape, (Shape{cc.n, cc.m, cc.h, cc.w}));
+      for (int64_t i = 0; i < cc.n; ++i)
+        for (int64_t mo = 0; mo < cc.m; ++mo)
+          for (int64_t oy = 0; oy < cc.h; ++oy)
+            for (int64_t ox = 0; ox < cc.w; ++ox) {
+              double sum = cc.bias ? b.data<float>()[mo] : 0.0, mag = std::fabs(sum);
+              for (int64_t ci = 0; ci < cc.c; ++ci)
+                for (int64_t ky = 0; ky < 3; ++ky)
+                  for (int64_t kx = 0; kx < 3; ++kx) {
+                    const int64_t iy = oy + ky - 1, ix = ox + kx - 1;
+                    if (iy < 0 || iy >= cc.h || ix < 0 || ix >= cc.w) continue;
+                    const double p = double(w.data<float>()[((mo * cc.c + ci) * 3 + ky) * 3 + kx]) *
+                                     x.data<float>()[((i * cc.c + ci) * cc.h + iy) * cc.w + ix];
+                    sum += p;
+                    mag += std::fabs(p);
+                  }
+              const int64_t at = ((i * cc.m + mo) * cc.h + oy) * cc.w + ox;
+              if (add) sum += addend.data<float>()[at], mag += std::fabs(addend.data<float>()[at]);
+              if (relu) sum = std::max(0.0, sum);
+              ASSERT_NEAR(got[0].data<float>()[at], sum, 4e-6 * mag + 1e-7) << "image " << i << " channel " << mo
+                                                                            << " at " << oy << "," << ox;
+            }
+    }
+}
+
+// Fused Add/Relu are the unfused chain's operations on the same values (bit for bit), and one image split over
+// intra-op threads gives the bits of a single-threaded run.
+TEST(FastConvWinograd, FusionAndThreadsDoNotChangeBits) {
+  std::mt19937 rng(43);
+  Node conv{"conv", "Conv", "", {"x", "w", "b"}, {"y"}, {}};
+  conv.attrs["pads"].kind = Attribute::Kind::Ints;
+  conv.attrs["pads"].ints = {1, 1, 1, 1};
+  Tensor x = make_f32({1, 16, 32, 32}, random_floats(16 * 1024, rng, -2, 2));
+  Tensor w = make_f32({16, 16, 3, 3}, random_floats(16 * 16 * 9, rng));
+  Tensor b = make_f32({16}, random_floats(16, rng));
+  Tensor addend = make_f32({1, 16, 32, 32}, random_floats(16 * 1024, rng, -2, 2));
+  Graph g;
+  std::vector<Tensor> y(1), sum(1), want(1), got(1), threaded(1);
+  fast::prepare_conv_f32_winograd(conv, g, {})({&x, &w, &b}, y);
+  find_op("Add")->reference(Node{"a", "Add", "", {"y", "r"}, {"s"}, {}}, {&y[0], &addend}, sum);
+  find_op("Relu")->reference(Node{"r", "Relu", "", {"s"}, {"z"}, {}}, {&sum[0]}, want);
+  fast::ConvFusion fusion;
+  fusion.add = fusion.relu = true;
+  auto fused = fast::prepare_conv_f32_winograd(conv, g, fusion);
+  fused({&x, &w, &b, &addend}, got);
+  ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
+  {
+    IntraOpScope scope(2);
+    fused({&x, &w, &b, &addend}, threaded);
+  }
+  ASSERT_EQ(0, std::memcmp(threaded[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
+}
+
+TEST(FastConvWinograd, DeclinesOtherConvsAndQuantizedEpilogues) {
+  Graph g;
+  auto conv = [](std::vector<int64_t> pads, std::vector<int64_t> strides) {
+    Node n{"c", "Conv", "", {"x", "w"}, {"y"}, {}};
+    n.attrs["pads"].kind = n.attrs["strides"].kind = Attribute::Kind::Ints;
+    n.attrs["pads"].ints = std::move(pads);
+    n.attrs["strides"].ints = std::move(strides);
+    return n;
+  };
+  EXPECT_TRUE(fast::prepare_conv_f32_winograd(conv({1, 1, 1, 1}, {1, 1}), g, {}));
+  EXPECT_FALSE(fast::prepare_conv_f32_winograd(conv({1, 1, 1, 1}, {2, 2}), g, {}));
+  EXPECT_FALSE(fast::prepare_conv_f32_winograd(conv({0, 0, 1, 1}, {1, 1}), g, {}));
+  fast::ConvFusion quantized;
+  quantized.fake_quant = true;
+  EXPECT_FALSE(fast::prepare_conv_f32_winograd(conv({1, 1, 1, 1}, {1, 1}), g, quantized));
 }
 
 }  // namespace

@@ -1,0 +1,348 @@
+// Float 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016): a 2x2 block of outputs of one (output, input) channel pair costs 16
+// multiplies instead of 36, so a conv does 2.25x fewer multiply-adds, plus cheap transforms of the input tiles and
+// the output blocks.
+//
+// Per image, for each 4x4 input tile d (stride 2, overlapping by 2) and each output channel:
+//   V = B^T d B  (per input channel),   M[xi] = sum_c U[xi][m][c] * V[xi][c]  (16 GEMMs),   Y = A^T M A  (2x2),
+// with U = G g G^T the transformed 3x3 filter, computed once at preparation.
+//
+// The sums are not those of the direct convolution (they differ in the last bits, see the tolerance in
+// tests/runtime/fast_kernels_test.cc), so the executor uses this kernel only in graphs without QuantizeLinear:
+// in a QDQ model a conv output must land on ONNX Runtime's codes, which needs the direct kernel's MLAS order.
+//
+// Layout: tiles are taken in groups of 8 (two runs of 4 consecutive tiles of a tile row), so the input transform
+// reads each run's taps with two vector loads and an even/odd split, and the output transform writes two 8-float
+// row segments per run. Shapes it does not cover (odd sizes, output width not a multiple of 8, other geometries)
+// run the direct kernel.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "runtime/cpu_features.h"
+#include "runtime/kernels/fast/providers.h"
+#include "runtime/kernels/reference/common.h"
+#include "runtime/thread_pool.h"
+
+namespace qplay::fast {
+namespace {
+
+constexpr int64_t kRows = 6;  // output channels per register tile
+constexpr int kXi = 16;       // positions of a transformed 4x4 tile
+
+// U[xi] for every (m, c), in panels of kRows output channels: U[xi][m][c] at u[((xi * panels + m / kRows) * c +
+// c) * kRows + m % kRows] (zero rows past M), so the GEMM reads one line of kRows weights per input channel.
+struct WinogradWeights {
+  int64_t m = 0, c = 0, panels = 0;
+  std::vector<float> u;
+};
+
+// U = G g G^T with G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]], in double, rounded once.
+void transform_weights(const float* w, int64_t m, int64_t c, WinogradWeights& out) {
+  static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  out.m = m;
+  out.c = c;
+  out.panels = (m + kRows - 1) / kRows;
+  out.u.assign(static_cast<size_t>(kXi * out.panels * c * kRows), 0.0f);
+  for (int64_t mi = 0; mi < m; ++mi)
+    for (int64_t ci = 0; ci < c; ++ci) {
+      const float* g = w + (mi * c + ci) * 9;
+      double gg[4][3];  // G g
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 3; ++j) gg[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          const double u = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
+          out.u[static_cast<size_t>((((i * 4 + j) * out.panels + mi / kRows) * c + ci) * kRows + mi % kRows)] =
+              static_cast<float>(u);
+        }
+    }
+}
+
+// One image's geometry: output H x W (= input, pads 1), tiles_h x tiles_w tiles of 2x2 outputs, the padded input
+// plane (H + 2) x (W + 2).
+struct Plan {
+  int64_t c, m, h, w, tiles_w, tiles, hp, wp;
+  int64_t block;  // tiles per GEMM block (a multiple of 8)
+};
+
+// The eight tiles t0 .. t0 + 7 as two runs of four: the offset, in a padded plane, of each run's top-left tap,
+// and, in the output plane, of each run's top-left output.
+struct TileGroup {
+  int64_t in[2], out[2];
+};
+TileGroup tile_group(const Plan& p, int64_t t0) {
+  TileGroup g;
+  for (int run = 0; run < 2; ++run) {
+    const int64_t t = t0 + 4 * run, ty = t / p.tiles_w, tx = t % p.tiles_w;
+    g.in[run] = 2 * ty * p.wp + 2 * tx;
+    g.out[run] = 2 * ty * p.w + 2 * tx;
+  }
+  return g;
+}
+
+// The group's lane order: lo = the taps of run 0 (tiles 0-3), hi = run 1's (tiles 4-7), 8 consecutive floats each;
+// in-lane shuffles give lanes [t0 t1 t4 t5 | t2 t3 t6 t7] without a lane-crossing permute. The GEMM does not care
+// about the order, and the output transform's unpacks undo it (transform_output_group).
+__attribute__((target("avx2,fma"))) inline __m256 even_of(__m256 lo, __m256 hi) { return _mm256_shuffle_ps(lo, hi, 0x88); }
+__attribute__((target("avx2,fma"))) inline __m256 odd_of(__m256 lo, __m256 hi) { return _mm256_shuffle_ps(lo, hi, 0xDD); }
+
+// V[xi][ci][j .. j + 8) for the group's eight tiles, every input channel; `v` has leading dimension ldv per row
+// (ci) and c * ldv per xi. B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], applied along x to
+// each of the 4 rows, then along y.
+__attribute__((target("avx2,fma"))) void transform_input_group(const float* xp, const Plan& p, const TileGroup& g,
+                                                               float* v, int64_t ldv) {
+  const int64_t plane = p.hp * p.wp, xi_stride = p.c * ldv;
+  for (int64_t ci = 0; ci < p.c; ++ci) {
+    const float* a = xp + ci * plane + g.in[0];
+    const float* b = xp + ci * plane + g.in[1];
+    __m256 r[4][4];
+    for (int i = 0; i < 4; ++i) {
+      const float* ra = a + i * p.wp;
+      const float* rb = b + i * p.wp;
+      __m256 lo = _mm256_loadu_ps(ra), hi = _mm256_loadu_ps(rb);
+      const __m256 d0 = even_of(lo, hi), d1 = odd_of(lo, hi);
+      lo = _mm256_loadu_ps(ra + 2), hi = _mm256_loadu_ps(rb + 2);
+      const __m256 d2 = even_of(lo, hi), d3 = odd_of(lo, hi);
+      r[i][0] = _mm256_sub_ps(d0, d2);
+      r[i][1] = _mm256_add_ps(d1, d2);
+      r[i][2] = _mm256_sub_ps(d2, d1);
+      r[i][3] = _mm256_sub_ps(d1, d3);
+    }
+    float* out = v + ci * ldv;
+    for (int j = 0; j < 4; ++j) {
+      _mm256_storeu_ps(out + (0 * 4 + j) * xi_stride, _mm256_sub_ps(r[0][j], r[2][j]));
+      _mm256_storeu_ps(out + (1 * 4 + j) * xi_stride, _mm256_add_ps(r[1][j], r[2][j]));
+      _mm256_storeu_ps(out + (2 * 4 + j) * xi_stride, _mm256_sub_ps(r[2][j], r[1][j]));
+      _mm256_storeu_ps(out + (3 * 4 + j) * xi_stride, _mm256_sub_ps(r[1][j], r[3][j]));
+    }
+  }
+}
+
+// out[r][0 .. 8 * Vecs) = sum_ci a[ci * kRows + r] * v[ci * ldv + (0 .. 8 * Vecs)] for r < Rows.
+template <int Rows, int Vecs>
+__attribute__((target("avx2,fma"), noinline)) void gemm_tile(int64_t c, const float* a, const float* v, int64_t ldv,
+                                                             float* out, int64_t ldo) {
+  __m256 acc[Rows][Vecs];
+#pragma GCC unroll 6
+  for (int r = 0; r < Rows; ++r)
+    for (int h = 0; h < Vecs; ++h) acc[r][h] = _mm256_setzero_ps();
+  for (int64_t ci = 0; ci < c; ++ci, a += kRows, v += ldv) {
+    __m256 b[Vecs];
+    for (int h = 0; h < Vecs; ++h) b[h] = _mm256_loadu_ps(v + 8 * h);
+#pragma GCC unroll 6
+    for (int r = 0; r < Rows; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r);
+      for (int h = 0; h < Vecs; ++h) acc[r][h] = _mm256_fmadd_ps(av, b[h], acc[r][h]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < Rows; ++r)
+    for (int h = 0; h < Vecs; ++h) _mm256_storeu_ps(out + r * ldo + 8 * h, acc[r][h]);
+}
+
+template <int Vecs>
+void gemm_rows(int64_t rows, int64_t c, const float* a, const float* v, int64_t ldv, float* out, int64_t ldo) {
+  if (rows <= 4)
+    gemm_tile<4, Vecs>(c, a, v, ldv, out, ldo);
+  else
+    gemm_tile<6, Vecs>(c, a, v, ldv, out, ldo);
+}
+
+struct Epilogue {
+  const float* bias = nullptr;      // [M] or null
+  const float* residual = nullptr;  // this image's addend, same layout as the output, or null
+  bool relu = false;
+};
+
+// Y = A^T M A + bias [+ residual] [max 0] for the group's eight tiles, output channel mo; A^T = [[1, 1, 1, 0],
+// [0, 1, -1, -1]]. `mt` points at M[0][mo][j], xi_stride apart.
+__attribute__((target("avx2,fma"))) void transform_output_group(const float* mt, int64_t xi_stride, const Plan& p,
+                                                                const TileGroup& g, int64_t mo, float* y,
+                                                                const Epilogue& e) {
+  __m256 s0[4], s1[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m256 m0 = _mm256_loadu_ps(mt + (0 * 4 + j) * xi_stride), m1 = _mm256_loadu_ps(mt + (1 * 4 + j) * xi_stride);
+    const __m256 m2 = _mm256_loadu_ps(mt + (2 * 4 + j) * xi_stride), m3 = _mm256_loadu_ps(mt + (3 * 4 + j) * xi_stride);
+    s0[j] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+    s1[j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+  }
+  const __m256 bias = _mm256_set1_ps(e.bias ? e.bias[mo] : 0.0f);
+  __m256 rows[2][2];  // [output row of the tile][left / right column]
+  rows[0][0] = _mm256_add_ps(_mm256_add_ps(s0[0], s0[1]), s0[2]);
+  rows[0][1] = _mm256_sub_ps(_mm256_sub_ps(s0[1], s0[2]), s0[3]);
+  rows[1][0] = _mm256_add_ps(_mm256_add_ps(s1[0], s1[1]), s1[2]);
+  rows[1][1] = _mm256_sub_ps(_mm256_sub_ps(s1[1], s1[2]), s1[3]);
+  const int64_t plane = mo * p.h * p.w;
+  for (int row = 0; row < 2; ++row) {
+    __m256 left = rows[row][0], right = rows[row][1];
+    if (e.bias) left = _mm256_add_ps(left, bias), right = _mm256_add_ps(right, bias);
+    // Lanes [t0 t1 t4 t5 | t2 t3 t6 t7]: interleaving left and right columns gives run 0's 8 consecutive outputs
+    // of this row (t0 t1 | t2 t3) and run 1's (t4 t5 | t6 t7).
+    __m256 seg[2] = {_mm256_unpacklo_ps(left, right), _mm256_unpackhi_ps(left, right)};
+    for (int run = 0; run < 2; ++run) {
+      const int64_t at = plane + g.out[run] + row * p.w;
+      if (e.residual) seg[run] = _mm256_add_ps(seg[run], _mm256_loadu_ps(e.residual + at));
+      if (e.relu) seg[run] = _mm256_max_ps(_mm256_setzero_ps(), seg[run]);  // NaN passes, as the Relu kernel
+      _mm256_storeu_ps(y + at, seg[run]);
+    }
+  }
+}
+
+// Per-thread buffers: the padded image, and one block's transformed inputs and GEMM results.
+struct Scratch {
+  std::vector<float> padded, v, m;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// X [C, H, W] -> padded [C, H + 2, W + 2] with a zero border (written every time: layers share the buffer).
+__attribute__((target("avx2,fma"))) void pad_image(const float* x, const Plan& p, float* xp) {
+  for (int64_t ci = 0; ci < p.c; ++ci) {
+    float* plane = xp + ci * p.hp * p.wp;
+    std::fill(plane, plane + p.wp, 0.0f);
+    std::fill(plane + (p.hp - 1) * p.wp, plane + p.hp * p.wp, 0.0f);
+    for (int64_t y = 0; y < p.h; ++y) {
+      const float* src = x + (ci * p.h + y) * p.w;
+      float* dst = plane + (y + 1) * p.wp;
+      dst[0] = 0.0f;
+      int64_t i = 0;
+      for (; i + 8 <= p.w; i += 8) _mm256_storeu_ps(dst + 1 + i, _mm256_loadu_ps(src + i));
+      for (; i < p.w; ++i) dst[1 + i] = src[i];
+      dst[p.w + 1] = 0.0f;
+    }
+  }
+}
+
+// Tiles [t0, t1) of one padded image (t0, t1 multiples of 8) -> their outputs in y.
+__attribute__((target("avx2,fma"))) void conv_tiles(const float* xp, const WinogradWeights& u, const Plan& p,
+                                                    int64_t t0, int64_t t1, float* y, const Epilogue& e,
+                                                    Scratch& s) {
+  // Rows of 8 floats more than a block: with exactly 2048 / C floats per row, the 16 streams of the input transform
+  // would sit 8 KB apart, all in the same L1 set.
+  const int64_t ld = p.block + 8, rows_padded = u.panels * kRows;
+  s.v.resize(static_cast<size_t>(kXi * p.c * ld));
+  s.m.resize(static_cast<size_t>(kXi * rows_padded * ld));
+  for (int64_t b0 = t0; b0 < t1; b0 += p.block) {
+    const int64_t tb = std::min(p.block, t1 - b0);
+    for (int64_t j = 0; j < tb; j += 8) transform_input_group(xp, p, tile_group(p, b0 + j), s.v.data() + j, ld);
+    for (int xi = 0; xi < kXi; ++xi) {
+      const float* v = s.v.data() + xi * p.c * ld;
+      for (int64_t pi = 0; pi < u.panels; ++pi) {
+        const int64_t rows = std::min(kRows, p.m - pi * kRows);
+        const float* a = u.u.data() + (xi * u.panels + pi) * p.c * kRows;
+        float* out = s.m.data() + (xi * rows_padded + pi * kRows) * ld;
+        int64_t j = 0;
+        for (; j + 16 <= tb; j += 16) gemm_rows<2>(rows, p.c, a, v + j, ld, out + j, ld);
+        if (j < tb) gemm_rows<1>(rows, p.c, a, v + j, ld, out + j, ld);
+      }
+    }
+    for (int64_t mo = 0; mo < p.m; ++mo)
+      for (int64_t j = 0; j < tb; j += 8)
+        transform_output_group(s.m.data() + mo * ld + j, rows_padded * ld, p, tile_group(p, b0 + j), mo, y, e);
+  }
+}
+
+struct WinogradSetup {
+  Node node;
+  ConvFusion fusion;  // add and relu only
+  std::shared_ptr<const WinogradWeights> weights;  // when W is a constant of the graph
+  const float* weights_for = nullptr;              // the constant's data they were transformed from
+  PreparedKernel direct;                           // shapes this kernel does not cover
+};
+
+// Runs the conv when the inputs are what this kernel covers; false otherwise.
+bool run_winograd(const WinogradSetup& s, const Inputs& in, Tensor& out) {
+  const Tensor* x = in[0];
+  const Tensor* w = in.size() > 1 ? in[1] : nullptr;
+  const Tensor* b = in.size() > 2 ? in[2] : nullptr;
+  const Tensor* r = s.fusion.add ? in[3] : nullptr;
+  if (!has_avx2_fma() || !x || !w || x->dtype != DType::f32 || w->dtype != DType::f32 || x->rank() != 4 ||
+      w->rank() != 4 || w->shape[1] != x->shape[1] || w->shape[2] != 3 || w->shape[3] != 3 ||
+      (b && (b->dtype != DType::f32 || b->numel() != w->shape[0])))
+    return false;
+  Plan p;
+  const int64_t n = x->shape[0];
+  p.c = x->shape[1], p.h = x->shape[2], p.w = x->shape[3], p.m = w->shape[0];
+  // Whole 2x2 tiles, runs of 4 tiles within a tile row, groups of 8 tiles within the image.
+  if (p.c == 0 || p.m == 0 || p.h % 4 != 0 || p.w % 8 != 0 || p.h == 0) return false;
+  const Shape y_shape = {n, p.m, p.h, p.w};
+  if (r && (r->dtype != DType::f32 || r->shape != y_shape)) return false;
+  p.tiles_w = p.w / 2;
+  p.tiles = p.h / 2 * p.tiles_w;
+  p.hp = p.h + 2, p.wp = p.w + 2;
+  // A block's transformed inputs and GEMM results (16 x max(C, M) x block floats each) stay within ~64 KB, in L2
+  // next to the weights (measured best: 64 tiles at C = 16, 16 at C = 64).
+  p.block = std::clamp<int64_t>(1024 / std::max(p.c, p.m) / 8 * 8, 8, 256);
+  const WinogradWeights* u = s.weights.get();
+  thread_local WinogradWeights run_weights;
+  if (!u || s.weights_for != w->data<float>() || u->m != p.m || u->c != p.c) {
+    transform_weights(w->data<float>(), p.m, p.c, run_weights);  // W computed at run time
+    u = &run_weights;
+  }
+  out.reset(DType::f32, y_shape);
+  Epilogue e;
+  e.bias = b ? b->data<float>() : nullptr;
+  e.relu = s.fusion.relu;
+  const int64_t image_in = p.c * p.h * p.w, image_out = p.m * p.h * p.w;
+  const float* xb = x->data<float>();
+  float* yb = out.data<float>();
+  const int threads = intra_op_threads();
+  if (threads > 1 && n == 1 && p.tiles >= 16) {
+    // One image over the intra-op threads: the caller pads it, each thread transforms its own tiles.
+    p.block = std::min(p.block, std::max<int64_t>(8, p.tiles / (2 * threads) / 8 * 8));
+    Scratch& caller = scratch();
+    caller.padded.resize(static_cast<size_t>(p.c * p.hp * p.wp + 8));
+    pad_image(xb, p, caller.padded.data());
+    const float* shared = caller.padded.data();
+    const int64_t chunks = (p.tiles + p.block - 1) / p.block;
+    e.residual = r ? r->data<float>() : nullptr;
+    parallel_for(chunks, threads, [&](int64_t k) {
+      conv_tiles(shared, *u, p, k * p.block, std::min(p.tiles, (k + 1) * p.block), yb, e, scratch());
+    });
+    return true;
+  }
+  parallel_for(n, threads, [&](int64_t i) {
+    Scratch& sc = scratch();
+    sc.padded.resize(static_cast<size_t>(p.c * p.hp * p.wp + 8));  // +8: the last run's loads read 2 floats past
+    pad_image(xb + i * image_in, p, sc.padded.data());
+    Epilogue ei = e;
+    ei.residual = r ? r->data<float>() + i * image_out : nullptr;
+    conv_tiles(sc.padded.data(), *u, p, 0, p.tiles, yb + i * image_out, ei, sc);
+  });
+  return true;
+}
+
+}  // namespace
+
+PreparedKernel prepare_conv_f32_winograd(const Node& node, const Graph& graph, ConvFusion fusion) {
+  if (node.op_type != "Conv" || !node.domain.empty() || fusion.fake_quant || fusion.conv_fake_quant) return nullptr;
+  const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
+  if (!(auto_pad.empty() || auto_pad == "NOTSET") || node.attr_int("group", 1) != 1) return nullptr;
+  if (node.attr_ints("pads", {0, 0, 0, 0}) != std::vector<int64_t>{1, 1, 1, 1} ||
+      node.attr_ints("strides", {1, 1}) != std::vector<int64_t>{1, 1} ||
+      node.attr_ints("dilations", {1, 1}) != std::vector<int64_t>{1, 1} ||
+      node.attr_ints("kernel_shape", {3, 3}) != std::vector<int64_t>{3, 3})
+    return nullptr;
+  auto setup = std::make_shared<WinogradSetup>();
+  setup->node = node;
+  setup->fusion = fusion;
+  setup->direct = prepare_conv_f32_fused(node, graph, fusion);
+  if (!setup->direct) return nullptr;
+  if (node.inputs.size() > 1)
+    if (const Tensor* w = graph.initializer(node.inputs[1]))
+      if (w->dtype == DType::f32 && w->rank() == 4 && w->shape[2] == 3 && w->shape[3] == 3 && w->numel() > 0) {
+        auto u = std::make_shared<WinogradWeights>();
+        transform_weights(w->data<float>(), w->shape[0], w->shape[1], *u);
+        setup->weights = u;
+        setup->weights_for = w->data<float>();
+      }
+  return [setup](const Inputs& in, std::vector<Tensor>& out) {
+    if (!run_winograd(*setup, in, out[0])) setup->direct(in, out);
+  };
+}
+
+}  // namespace qplay::fast
