@@ -41,6 +41,9 @@ bool overwrites_outputs(const Node& node) {
                                             "AveragePool",
                                             "GlobalAveragePool",
                                             "Transpose"};
+  // Integer mode's ops (runtime/integer/ops.cc and their fast kernels) write every output element too.
+  static const std::set<std::string> integer_ops = {"QConv", "QGemm", "QAdd", "QAveragePool", "QGlobalAveragePool"};
+  if (node.domain == "qplay") return integer_ops.count(node.op_type) != 0;
   return node.domain.empty() && ops.count(node.op_type) != 0;
 }
 
