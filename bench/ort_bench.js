@@ -2,7 +2,7 @@
 // ONNX Runtime side of the benchmark: the same measurement as `qplay bench`, printed as the same
 // JSON fields, so bench/run_bench.js can put the two next to each other.
 //
-// usage: node bench/ort_bench.js MODEL --data PATH [--opt all|disabled] [--batch 100] [--threads 2]
+// usage: node bench/ort_bench.js MODEL --data PATH [--opt all|disabled] [--exact-u8s8] [--batch 100] [--threads 2]
 //          [--repeat 5] [--time-budget S] [--max-pass-seconds S] [--warmup-images 1000] [--limit N] [--latency]
 //
 // What is timed (as in qplay): whole passes over the data set with the input batches already
@@ -25,13 +25,14 @@ const MIN_PASSES_UNDER_BUDGET = 3;
 
 function parseArgs(argv) {
   const o = { model: null, data: null, opt: 'all', batch: 100, threads: 2, repeat: 5, timeBudget: 0,
-              maxPassSeconds: 0, warmupImages: 1000, limit: -1, latency: false };
+              maxPassSeconds: 0, warmupImages: 1000, limit: -1, latency: false, exactU8s8: false };
   const numeric = { '--batch': 'batch', '--threads': 'threads', '--repeat': 'repeat', '--time-budget': 'timeBudget',
                     '--max-pass-seconds': 'maxPassSeconds', '--warmup-images': 'warmupImages', '--limit': 'limit' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--data') o.data = argv[++i];
     else if (a === '--opt') o.opt = argv[++i];
+    else if (a === '--exact-u8s8') o.exactU8s8 = true;
     else if (a === '--latency') o.latency = true;
     else if (a === '--json') { /* JSON is the only output */ }
     else if (numeric[a]) {
@@ -115,6 +116,9 @@ async function main() {
     intraOpNumThreads: o.threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: o.opt,
+    // --exact-u8s8: session.x64quantprecision=1, ONNX Runtime's exact uint8 x int8 products on AVX2 (its default
+    // vpmaddubsw path saturates; docs/quantization.md section 8), the arithmetic qplay's integer mode computes.
+    ...(o.exactU8s8 ? { extra: { session: { x64quantprecision: '1' } } } : {}),
   });
   const data = fs.readFileSync(o.data);
   if (data.length % RECORD !== 0) throw new Error(`${o.data} is not a CIFAR-10 batch file (size ${data.length})`);
@@ -131,6 +135,7 @@ async function main() {
     model: o.model,
     data: o.data,
     opt: o.opt,
+    exact_u8s8: o.exactU8s8,
     images,
     batch: o.batch,
     outputs: session.outputNames.length,

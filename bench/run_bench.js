@@ -118,12 +118,13 @@ function qplayBench(data, model, mode, extra = []) {
 // ONNX Runtime's half of a row. When qplay's half (`paired`) timed only the first N images (its
 // pass would have exceeded MAX_PASS_SECONDS), ONNX Runtime times exactly those N images too, so
 // both figures and the ratio cover the same data.
-function ortBench(data, model, opt, { batch = BATCH, paired = null } = {}) {
+function ortBench(data, model, opt, { batch = BATCH, paired = null, exactU8s8 = false } = {}) {
   const matched = paired && paired.ok && paired.json.limited_by_time ? paired.json.images : 0;
   const limit = matched ? ['--limit', String(matched), '--max-pass-seconds', '0']
                         : ['--max-pass-seconds', String(MAX_PASS_SECONDS)];
-  return runJson(`ORT ${opt} batch ${batch} ${path.basename(model)}`, [
-    'node', 'bench/ort_bench.js', model, '--data', data, '--opt', opt, '--batch', String(batch),
+  return runJson(`ORT ${opt}${exactU8s8 ? ' exact u8s8' : ''} batch ${batch} ${path.basename(model)}`, [
+    'node', 'bench/ort_bench.js', model, '--data', data, '--opt', opt, ...(exactU8s8 ? ['--exact-u8s8'] : []),
+    '--batch', String(batch),
     '--threads', String(THREADS), '--repeat', String(REPEAT), '--time-budget', String(TIME_BUDGET), ...limit,
     '--warmup-images', String(WARMUP_IMAGES)]);
 }
@@ -253,6 +254,9 @@ function main() {
     R[`int_${k}_q`] = qplayInteger(D, MODELS[k]);
     R[`int_${k}_o`] = ortBench(D, MODELS[k], 'all', { paired: R[`int_${k}_q`] });
   }
+  // ONNX Runtime's uint8 x int8 kernels saturate on AVX2 without VNNI; with session.x64quantprecision=1 they compute
+  // the exact products, qplay's arithmetic (docs/quantization.md section 8).
+  R.int_u8_oexact = ortBench(D, MODELS.u8, 'all', { paired: R.int_u8_q, exactU8s8: true });
   // 3. QDQ simulated in float against ONNX Runtime with optimisations disabled (same semantics).
   for (const k of ['u8', 's8']) {
     R[`sim_${k}_q`] = qplayBench(D, MODELS[k], 'simulate');
@@ -351,6 +355,9 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
        `all optimisations, batch ${ORT_BEST_FP32_BATCH}`, ips(R.fp32_o32), ratio(R.fp32_q, R.fp32_o32), "its best FP32 batch"]);
   row([`2. ${MODEL_LABEL.u8}`, '`integer`', ips(R.int_u8_q), 'all optimisations (fused integer kernels)', ips(R.int_u8_o),
        ratio(R.int_u8_q, R.int_u8_o), 'about 10,000']);
+  row([`2. ${MODEL_LABEL.u8}, ORT exact`, '`integer`', ips(R.int_u8_q),
+       'all optimisations, exact uint8 x int8 products (`session.x64quantprecision=1`)', ips(R.int_u8_oexact),
+       ratio(R.int_u8_q, R.int_u8_oexact), '-']);
   row([`2. ${MODEL_LABEL.s8}`, '`integer`', ips(R.int_s8_q), 'all optimisations', ips(R.int_s8_o),
        ratio(R.int_s8_q, R.int_s8_o), 'about 4,000']);
   row([`3. ${MODEL_LABEL.u8}`, '`simulate`', ips(R.sim_u8_q), 'optimisations disabled', ips(R.sim_u8_o),
@@ -361,6 +368,13 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
        ips(R.cap_fp32_o), ratio(R.cap_fp32_q, R.cap_fp32_o), 'about 1,600']);
   row([`4. capture, ${MODEL_LABEL[CAPTURE_QDQ]}`, '`capture`', ips(R.cap_qdq_q),
        'optimisations disabled, every intermediate an output', ips(R.cap_qdq_o), ratio(R.cap_qdq_q, R.cap_qdq_o), 'about 750']);
+  L.push('');
+  L.push('Integer, uint8 model: ONNX Runtime\'s default uint8 x int8 kernels on AVX2 without VNNI add pairs of products ' +
+         'into int16 with saturation (`vpmaddubsw`), which is faster but not the model\'s arithmetic (its accuracy in the ' +
+         'table below is lower); qplay computes the exact products. The "ORT exact" row is ONNX Runtime with ' +
+         '`session.x64quantprecision=1`, the same arithmetic as qplay ([quantization.md](quantization.md), section 8). ' +
+         'FP32: qplay runs the 3x3 stride-1 convs of models without QuantizeLinear by Winograd F(2x2, 3x3) ' +
+         '([ARCHITECTURE.md](ARCHITECTURE.md)); QDQ models keep ONNX Runtime\'s summation order.');
   L.push('');
   L.push('Capture: qplay\'s `--mode capture` runs the executor with a `ValueHook` that copies every tensor every node ' +
          'produces into storage owned by the batch; ONNX Runtime runs a copy of the model with every node output added ' +
@@ -400,6 +414,7 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
   const memRows = [
     ['1. FP32', R.fp32_q, R.fp32_o],
     [`2. ${MODEL_LABEL.u8}, integer`, R.int_u8_q, R.int_u8_o],
+    [`2. ${MODEL_LABEL.u8}, integer, ORT exact u8s8`, R.int_u8_q, R.int_u8_oexact],
     [`2. ${MODEL_LABEL.s8}, integer`, R.int_s8_q, R.int_s8_o],
     [`3. ${MODEL_LABEL.u8}, simulate`, R.sim_u8_q, R.sim_u8_o],
     [`3. ${MODEL_LABEL.s8}, simulate`, R.sim_s8_q, R.sim_s8_o],
