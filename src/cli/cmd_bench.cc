@@ -63,6 +63,7 @@ struct BenchOptions {
   int64_t warmup_images = 1000;
   int64_t limit = -1;
   bool latency = false;  // one batch at a time on one caller thread, every batch timed
+  int64_t batch_slice = ExecutorOptions{}.batch_slice;
   std::string expose_all;
   bool json = false;
 };
@@ -235,6 +236,7 @@ json run_benchmark(const BenchOptions& o) {
   // executor split each convolution over --threads intra-op threads instead.
   ExecutorOptions exec_options;
   exec_options.intra_op_threads = o.latency ? o.threads : 1;
+  exec_options.batch_slice = o.batch_slice;
   const Executor executor(graph, exec_options);
   const bool capture = o.mode == "capture";
   const Dataset data = load_cifar10(o.data.empty() ? default_test_sample_path() : o.data);
@@ -250,6 +252,7 @@ json run_benchmark(const BenchOptions& o) {
   j["mode"] = o.mode;
   j["images"] = images;
   j["batch"] = o.batch;
+  j["batch_slice"] = executor.batch_slice();
   j["isa"] = fast::sgemm_isa();
   j["cpu"] = cpu_model();
   j["hardware_threads"] = std::thread::hardware_concurrency();
@@ -422,6 +425,8 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--warmup-images", opt->warmup_images, "images in the untimed warm-up pass")->check(CLI::NonNegativeNumber);
   cmd->add_option("--limit", opt->limit, "only the first N images")->check(CLI::PositiveNumber);
+  cmd->add_option("--slice", opt->batch_slice, "run larger batches in slices of this many images (0: whole)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--latency", opt->latency, "time every batch on one caller thread, convolutions split over --threads (use with --batch 1)");
   cmd->add_option("--expose-all", opt->expose_all, "write MODEL with every intermediate as a graph output to FILE and exit")
       ->group("");  // hidden: a helper for bench/run_bench.js
