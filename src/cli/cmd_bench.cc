@@ -64,6 +64,7 @@ struct BenchOptions {
   int64_t limit = -1;
   bool latency = false;  // one batch at a time on one caller thread, every batch timed
   std::string float_conv = "auto";  // auto: Winograd for 3x3 convs of float-only graphs; direct: never
+  int64_t batch_slice = ExecutorOptions{}.batch_slice;
   std::string expose_all;
   bool json = false;
 };
@@ -237,6 +238,7 @@ json run_benchmark(const BenchOptions& o) {
   ExecutorOptions exec_options;
   exec_options.intra_op_threads = o.latency ? o.threads : 1;
   exec_options.winograd = o.float_conv == "auto";
+  exec_options.batch_slice = o.batch_slice;
   const Executor executor(graph, exec_options);
   const bool capture = o.mode == "capture";
   const Dataset data = load_cifar10(o.data.empty() ? default_test_sample_path() : o.data);
@@ -253,6 +255,7 @@ json run_benchmark(const BenchOptions& o) {
   j["float_conv"] = o.float_conv;
   j["images"] = images;
   j["batch"] = o.batch;
+  j["batch_slice"] = executor.batch_slice();
   j["isa"] = fast::sgemm_isa();
   j["cpu"] = cpu_model();
   j["hardware_threads"] = std::thread::hardware_concurrency();
@@ -429,6 +432,8 @@ void add_bench_command(CLI::App& app) {
                   "auto (Winograd F(2x2,3x3) for 3x3 stride-1 convs of models without QuantizeLinear) | direct "
                   "(always ONNX Runtime's summation order)")
       ->check(CLI::IsMember({"auto", "direct"}));
+  cmd->add_option("--slice", opt->batch_slice, "run larger batches in slices of this many images (0: whole)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--latency", opt->latency, "time every batch on one caller thread, convolutions split over --threads (use with --batch 1)");
   cmd->add_option("--expose-all", opt->expose_all, "write MODEL with every intermediate as a graph output to FILE and exit")
       ->group("");  // hidden: a helper for bench/run_bench.js

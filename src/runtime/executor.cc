@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "runtime/batch_slicing.h"
 #include "runtime/kernels/fast/integer_providers.h"
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/thread_pool.h"
@@ -182,6 +183,7 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
   for (size_t i = 0; i < n; ++i)
     recycles_output_[i] = !custom_providers && overwrites_outputs(g.nodes[i]) && !folded_[i];
   size_hints_ = std::make_shared<SizeHints>(static_cast<size_t>(slot_count_));
+  if (options.batch_slice > 0 && batch_separable(constant)) batch_slice_ = options.batch_slice;
 
   // Fusion: float Conv -> [Q -> DQ] -> [Add(y, other)] -> [Relu] -> [Q -> DQ] (the first pair only in front of a
   // fused Add), each link the only reader of a value that is not a graph output; `other` must be available when the
@@ -291,6 +293,86 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
   }
 }
 
+// Follows the batch from the graph inputs (axis 0 of each) through every node that runs: each must
+// be batch-separable on its mix of batched values and constants, and every graph output batched.
+bool Executor::batch_separable(const std::vector<const Tensor*>& constant) const {
+  const Graph& g = *graph_;
+  constexpr int64_t kNotBatched = -2;
+  std::vector<int64_t> rank(slot_count_, kNotBatched);  // of batched values; -1 = unknown
+  for (size_t i = 0; i < g.inputs.size(); ++i)
+    rank[input_slots_[i]] = g.inputs[i].shape.empty() ? -1 : static_cast<int64_t>(g.inputs[i].shape.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (folded_[i]) continue;
+    std::vector<SliceOperand> ops(node_inputs_[i].size());
+    bool any_batched = false;
+    for (size_t k = 0; k < ops.size(); ++k) {
+      const int s = node_inputs_[i][k];
+      if (s < 0) continue;
+      if (constant[s]) {
+        ops[k] = {SliceOperand::Kind::constant, constant[s], -1};
+      } else if (rank[s] != kNotBatched) {
+        ops[k] = {SliceOperand::Kind::batched, nullptr, rank[s]};
+        any_batched = true;
+      } else {
+        return false;  // produced by a node below (a constant node that failed to fold)
+      }
+    }
+    const std::optional<int64_t> out_rank = any_batched ? batch_separable_rank(g.nodes[i], ops) : std::nullopt;
+    if (!out_rank) return false;
+    rank[node_outputs_[i][0]] = *out_rank;
+  }
+  for (int s : output_slots_)
+    if (rank[s] == kNotBatched) return false;
+  return true;
+}
+
+bool Executor::run_sliced(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) const {
+  if (batch_slice_ == 0 || inputs.empty()) return false;
+  const int64_t n = inputs[0]->rank() > 0 ? inputs[0]->shape[0] : 0;
+  if (n <= batch_slice_) return false;
+  for (const Tensor* t : inputs)
+    if (t->rank() == 0 || t->shape[0] != n) return false;
+  // Equal slices, the larger first: every later slice fits the buffers the first one left in the pool.
+  const int64_t slices = (n + batch_slice_ - 1) / batch_slice_;
+  BufferPool& pool = buffer_pool();
+  std::vector<Tensor> part(inputs.size());
+  std::vector<const Tensor*> part_of(inputs.size());
+  outputs.assign(graph_->outputs.size(), Tensor());
+  try {
+    for (int64_t k = 0, begin = 0; k < slices; ++k) {
+      const int64_t count = n / slices + (k < n % slices ? 1 : 0);
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        const Tensor& t = *inputs[i];
+        const size_t row = t.bytes.size() / static_cast<size_t>(n);
+        if (k == 0) part[i].bytes = pool.take(row * static_cast<size_t>(count));
+        part[i].dtype = t.dtype;
+        part[i].shape = t.shape;
+        part[i].shape[0] = count;
+        part[i].bytes.assign(t.bytes.begin() + begin * row, t.bytes.begin() + (begin + count) * row);
+        part_of[i] = &part[i];
+      }
+      std::vector<Tensor> got = run_nodes(part_of, nullptr);
+      for (size_t o = 0; o < got.size(); ++o) {
+        Tensor& y = outputs[o];
+        const Tensor& s = got[o];
+        Shape whole = s.shape;
+        if (!whole.empty()) whole[0] = n;
+        if (s.rank() == 0 || s.shape[0] != count || (k > 0 && (s.dtype != y.dtype || whole != y.shape)))
+          return false;  // not batch-major after all: run whole
+        if (k == 0) y.reset(s.dtype, whole);
+        const size_t row = s.bytes.size() / static_cast<size_t>(count);
+        std::copy(s.bytes.begin(), s.bytes.end(), y.bytes.begin() + begin * row);
+        pool.give(std::move(got[o].bytes));
+      }
+      begin += count;
+    }
+  } catch (const std::exception&) {
+    return false;  // the whole-batch run reports it, naming the batch's real shapes
+  }
+  for (Tensor& t : part) pool.give(std::move(t.bytes));
+  return true;
+}
+
 std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& feeds, const ValueHook& hook) const {
   std::map<std::string, const Tensor*> borrowed;
   for (const auto& [name, t] : feeds) borrowed.emplace(name, &t);
@@ -300,9 +382,7 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
 std::map<std::string, Tensor> Executor::run_borrowed(const std::map<std::string, const Tensor*>& feeds,
                                                      const ValueHook& hook) const {
   const Graph& g = *graph_;
-  std::vector<Tensor> owned(slot_count_);
-  std::vector<const Tensor*> value(slot_count_, nullptr);
-  for (const auto& [name, t] : prepared_->initializers) value[slot_of_.at(name)] = &t;
+  std::vector<const Tensor*> inputs(g.inputs.size());
   for (size_t i = 0; i < g.inputs.size(); ++i) {
     const ValueInfo& info = g.inputs[i];
     auto it = feeds.find(info.name);
@@ -317,8 +397,21 @@ std::map<std::string, Tensor> Executor::run_borrowed(const std::map<std::string,
         throw Error("model input '" + info.name + "' expects shape " + shape_str(info.shape) + ", got " +
                     shape_str(t.shape));
     }
-    value[input_slots_[i]] = &t;
+    inputs[i] = &t;
   }
+  std::vector<Tensor> outputs;
+  if (hook || !run_sliced(inputs, outputs)) outputs = run_nodes(inputs, hook);
+  std::map<std::string, Tensor> result;
+  for (size_t k = 0; k < g.outputs.size(); ++k) result[g.outputs[k].name] = std::move(outputs[k]);
+  return result;
+}
+
+std::vector<Tensor> Executor::run_nodes(const std::vector<const Tensor*>& feeds, const ValueHook& hook) const {
+  const Graph& g = *graph_;
+  std::vector<Tensor> owned(slot_count_);
+  std::vector<const Tensor*> value(slot_count_, nullptr);
+  for (const auto& [name, t] : prepared_->initializers) value[slot_of_.at(name)] = &t;
+  for (size_t i = 0; i < g.inputs.size(); ++i) value[input_slots_[i]] = feeds[i];
 
   const IntraOpScope intra_op(intra_op_threads_);
   BufferPool& pool = buffer_pool();
@@ -376,11 +469,11 @@ std::map<std::string, Tensor> Executor::run_borrowed(const std::map<std::string,
     outputs.clear();
   }
 
-  std::map<std::string, Tensor> result;
+  std::vector<Tensor> result(g.outputs.size());
   for (size_t k = 0; k < g.outputs.size(); ++k) {
     const int s = output_slots_[k];
     if (value[s] == nullptr) throw Error("graph output '" + g.outputs[k].name + "' was not computed");
-    result[g.outputs[k].name] = value[s] == &owned[s] ? std::move(owned[s]) : *value[s];
+    result[k] = value[s] == &owned[s] ? std::move(owned[s]) : *value[s];
   }
   for (int s = 0; s < slot_count_; ++s)
     if (value[s] == &owned[s] && !owned[s].bytes.empty()) pool.give(std::move(owned[s].bytes));

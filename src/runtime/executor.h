@@ -8,6 +8,11 @@
 // chains into one kernel, used by runs without a ValueHook (fused and unfused kernels perform the
 // same float operations, so results are bit-identical either way). Runs recycle intermediate
 // buffers through a per-thread pool; values handed to a hook are never recycled while it runs.
+//
+// Runs without a hook take a large batch through the whole graph in slices of a few images
+// (ExecutorOptions::batch_slice), so each layer's activations stay in the caches until the next
+// layer reads them, when the graph is batch-separable (runtime/batch_slicing.h): every kernel
+// computes each image on its own, so the results are bit-identical to a whole-batch run.
 #pragma once
 
 #include <algorithm>
@@ -40,6 +45,10 @@ struct ExecutorOptions {
   // QuantizeLinear: faster, but not the direct kernel's (ONNX Runtime's) summation order, which a
   // conv whose output is quantized needs to land on the same codes. false: the direct kernel always.
   bool winograd = true;
+  // Runs without a hook take a batch of more than this many images through the whole graph in
+  // consecutive slices of at most this many (equal sizes, e.g. 100 = 2 x 15 + 5 x 14), when the
+  // graph is batch-separable and every input and output has the batch on axis 0; 0 = whole batches.
+  int64_t batch_slice = 16;
 };
 
 class Executor {
@@ -58,8 +67,18 @@ class Executor {
 
   // Nodes fused into a preceding conv's kernel (runs without a hook skip them).
   size_t absorbed_nodes() const { return static_cast<size_t>(std::count(absorbed_.begin(), absorbed_.end(), 1)); }
+  // The slice size runs without a hook use for larger batches; 0 when they run whole (the option
+  // is 0, or some node's output image may depend on other images, e.g. a Concat on axis 0).
+  int64_t batch_slice() const { return batch_slice_; }
 
  private:
+  // The nodes in order on one tensor per graph input (`feeds`, checked); the graph outputs in order.
+  std::vector<Tensor> run_nodes(const std::vector<const Tensor*>& feeds, const ValueHook& hook) const;
+  // run_nodes() over slices of the batch into whole-batch `outputs`; false (computing nothing
+  // useful) when the run is not one to slice or a slice fails (the whole run then reports it).
+  bool run_sliced(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) const;
+  bool batch_separable(const std::vector<const Tensor*>& constant) const;
+
   std::shared_ptr<const Graph> graph_;
   std::vector<PreparedKernel> kernels_;
   std::map<std::string, int> slot_of_;          // value name -> slot
@@ -70,6 +89,7 @@ class Executor {
   std::vector<int> input_slots_;
   std::vector<int> output_slots_;
   int intra_op_threads_ = 1;
+  int64_t batch_slice_ = 0;
 
   // Nodes evaluated at preparation (per node), and the graph's constants as runs read them: the
   // initializers plus the outputs of those nodes.
