@@ -87,8 +87,12 @@ TEST(BatchSlicing, ShippedModelsGiveTheWholeBatchBits) {
       expect_same_bits(small.run(feeds).at(out), want);
       seen.clear();
       expect_same_bits(probe.run(feeds).at(out), want);
-      if (batch == 100) EXPECT_EQ(seen, (std::vector<int64_t>{15, 15, 14, 14, 14, 14, 14}));
-      if (batch == 16) EXPECT_EQ(seen, (std::vector<int64_t>{16}));
+      if (batch == 100) {
+        EXPECT_EQ(seen, (std::vector<int64_t>{15, 15, 14, 14, 14, 14, 14}));
+      }
+      if (batch == 16) {
+        EXPECT_EQ(seen, (std::vector<int64_t>{16}));
+      }
     }
   }
 }
@@ -288,7 +292,9 @@ TEST(BatchSlicing, SeveralInputsAndOutputs) {
     expect_same_bits(got.at("q"), want.at("q"));
     seen.clear();
     expect_same_bits(probe.run(feeds).at("q"), want.at("q"));
-    if (n == 37) EXPECT_EQ(seen, (std::vector<int64_t>{4, 4, 4, 4, 4, 4, 4, 3, 3, 3}));
+    if (n == 37) {
+      EXPECT_EQ(seen, (std::vector<int64_t>{4, 4, 4, 4, 4, 4, 4, 3, 3, 3}));
+    }
   }
 }
 
