@@ -291,6 +291,28 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
     fused_inputs_[i] = ins;
     for (int a : absorbed) absorbed_[a] = 1;
   }
+
+  // Integer fusion: qplay.QConv -> qplay.QAdd (a residual block of a lowered graph), the conv's output read only by
+  // the Add and the other addend available when the conv runs. The kernel reads the conv's inputs, then the Add's.
+  auto is_integer_op = [&](int r, const char* op) { return r >= 0 && g.nodes[r].op_type == op && g.nodes[r].domain == "qplay"; };
+  for (size_t i = 0; i < n; ++i) {
+    if (!is_integer_op(static_cast<int>(i), "QConv") || folded_[i] || absorbed_[i] || node_outputs_[i].size() != 1 ||
+        node_inputs_[i].size() > fast::kQConvAddInputs)
+      continue;
+    const int conv_out = node_outputs_[i][0], add = sole_reader(conv_out);
+    if (!is_integer_op(add, "QAdd") || node_inputs_[add].size() != 8 || node_outputs_[add].size() != 1) continue;
+    const int a = node_inputs_[add][0], b = node_inputs_[add][3], other = a == conv_out ? b : a;
+    if (other < 0 || other == conv_out || ready_at[other] >= static_cast<int>(i)) continue;
+    PreparedKernel k = fast::prepare_qconv_add(g.nodes[i], g.nodes[add], *view);
+    if (!k) continue;
+    fused_kernels_[i] = std::move(k);
+    fused_output_[i] = node_outputs_[add][0];
+    ready_at[fused_output_[i]] = static_cast<int>(i);
+    fused_inputs_[i] = node_inputs_[i];
+    fused_inputs_[i].resize(fast::kQConvAddInputs, -1);
+    fused_inputs_[i].insert(fused_inputs_[i].end(), node_inputs_[add].begin(), node_inputs_[add].end());
+    absorbed_[add] = 1;
+  }
 }
 
 // Follows the batch from the graph inputs (axis 0 of each) through every node that runs: each must

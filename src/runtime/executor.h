@@ -5,8 +5,9 @@
 // Preparation (the constructor) also evaluates nodes whose inputs are all constants once (e.g.
 // DequantizeLinear of quantized weights), so fast kernels can pack their outputs like
 // initializers, and fuses float Conv -> [Add] -> [Relu] -> [QuantizeLinear -> DequantizeLinear]
-// chains into one kernel, used by runs without a ValueHook (fused and unfused kernels perform the
-// same float operations, so results are bit-identical either way). Runs recycle intermediate
+// chains, and integer QConv -> QAdd pairs of lowered graphs, into one kernel, used by runs without
+// a ValueHook (fused and unfused kernels perform the same operations, so results are bit-identical
+// either way). Runs recycle intermediate
 // buffers through a per-thread pool; values handed to a hook are never recycled while it runs.
 //
 // Runs without a hook take a large batch through the whole graph in slices of a few images

@@ -586,6 +586,25 @@ std::shared_ptr<const BaseCache> Playground::cache_of(const std::string& model) 
   return it == caches_.end() ? nullptr : it->second;
 }
 
+std::shared_ptr<const BaseCache> Playground::integer_cache_of(const ModelEntry& model) {
+  if (!cache_of(model.id)) return nullptr;  // the images are not cached yet
+  std::lock_guard<std::mutex> build(integer_caches_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = integer_caches_.find(model.id);
+    if (it != integer_caches_.end()) return it->second;
+  }
+  ReevalOptions ro;
+  ro.limit = options_.cache_images;
+  ro.threads = options_.threads;
+  ro.mode = integer::RunMode::integer;
+  ro.progress = [this](int64_t, int64_t) { return !stopping_.load(); };
+  auto cache = std::make_shared<const BaseCache>(capture_base(model.graph, data_, ro));
+  std::lock_guard<std::mutex> lock(mu_);
+  integer_caches_[model.id] = cache;
+  return cache;
+}
+
 std::shared_ptr<const VersionRuntime> Playground::runtime(int64_t version) const {
   std::vector<Edit> edits;
   std::shared_ptr<const ModelEntry> model;
@@ -737,11 +756,15 @@ std::vector<Edit> Playground::parse_edits(const json& edits) const { return pars
 json Playground::create_version(const json& request) {
   if (!request.is_object()) throw HttpError(400, "the request body must be a JSON object");
   for (const auto& [key, value] : request.items())
-    if (key != "parent" && key != "model" && key != "edits" && key != "replace" && key != "evaluate")
-      throw HttpError(400, "unknown field '" + key + "' (expected parent, model, edits, replace, evaluate)");
+    if (key != "parent" && key != "model" && key != "edits" && key != "replace" && key != "evaluate" && key != "mode")
+      throw HttpError(400, "unknown field '" + key + "' (expected parent, model, edits, replace, evaluate, mode)");
   const std::vector<Edit> added = parse_edits(request.contains("edits") ? request["edits"] : json::array());
   const bool replace = request.value("replace", false);
   const bool run_eval = request.value("evaluate", true);
+  // How the re-evaluation runs (integer::RunMode): simulate (default) or integer.
+  const std::string mode = request.contains("mode") ? string_field(request, "mode") : "simulate";
+  if (mode != "simulate" && mode != "integer")
+    throw HttpError(400, "unknown mode '" + mode + "' (expected simulate or integer)");
 
   std::shared_ptr<const ModelEntry> model;
   std::vector<Edit> edits;
@@ -768,10 +791,12 @@ json Playground::create_version(const json& request) {
   json evaluation = nullptr;
   std::optional<AccuracyRecord> record;
   if (run_eval) {
-    if (auto cache = cache_of(model->id)) {
+    if (auto cache = mode == "integer" ? integer_cache_of(*model) : cache_of(model->id)) {
       const Reevaluation after = reevaluate(*cache, edited);
       evaluation = edit_evaluation_json(base_result(*cache), after, data_.source, 0.0);
-      record = AccuracyRecord{after.images, after.correct, "incremental"};
+      evaluation["mode"] = mode;
+      // A version's recorded accuracy is simulate mode's (what evaluate jobs measure too).
+      if (mode == "simulate") record = AccuracyRecord{after.images, after.correct, "incremental"};
     }
   }
 

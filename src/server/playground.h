@@ -148,6 +148,9 @@ class Playground {
   const Version& version_locked(int64_t id) const;
   std::shared_ptr<const VersionRuntime> runtime(int64_t version) const;
   std::shared_ptr<const BaseCache> cache_of(const std::string& model) const;
+  // The integer-mode re-evaluation cache of `model` (built on the first request that asks for it,
+  // once its simulate-mode cache is ready), or null while that one is not.
+  std::shared_ptr<const BaseCache> integer_cache_of(const ModelEntry& model);
   // compare_models of a version against the FP32 model on one data-set image, kept for the
   // requests that follow (inference, then the layers of the same image).
   std::shared_ptr<const Comparison> image_comparison(const VersionRuntime& rt, int64_t image) const;
@@ -188,6 +191,8 @@ class Playground {
   int64_t next_version_ = 1;
   std::map<std::string, std::shared_ptr<const BaseCache>> caches_;
   std::map<std::string, std::string> cache_state_;                             // building | ready | failed: message
+  std::mutex integer_caches_mu_;  // held while one is built (so it is built once)
+  std::map<std::string, std::shared_ptr<const BaseCache>> integer_caches_;
   mutable std::map<int64_t, std::shared_ptr<const VersionRuntime>> runtimes_;  // small, recently used
   mutable std::vector<int64_t> runtime_order_;
   mutable std::map<std::pair<int64_t, int64_t>, std::shared_ptr<const Comparison>> comparisons_;  // (version, image)

@@ -12,6 +12,7 @@
 
 #include "io/cifar10.h"
 #include "io/onnx_model.h"
+#include "runtime/integer/lower.h"
 #include "support/test_support.h"
 
 namespace qplay {
@@ -223,6 +224,23 @@ TEST(Executor, WinogradOnlyInFloatOnlyGraphs) {
       max_diff = std::max(max_diff, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
     EXPECT_GT(max_diff, 0.0) << "the FP32 model should run Winograd convs";
     EXPECT_LT(max_diff, 1e-4);
+  }
+}
+
+// Lowered to integer ops, each residual block's QAdd fuses into the QConv of its later branch
+// (conv2d_2, conv2d_5, conv2d_8), bit for bit.
+TEST(Executor, IntegerResidualBlocksFuseBitForBit) {
+  for (const std::string file : {"resnet8_u8act_s8w_pertensor.onnx", "resnet8_s8act_s8w_perchannel.onnx"}) {
+    SCOPED_TRACE(file);
+    const auto g = std::make_shared<const Graph>(lower_to_integer(load_onnx(testing::model_path(file))));
+    const Executor ex(g);
+    EXPECT_EQ(ex.absorbed_nodes(), 3u);
+    const Dataset data = load_cifar10(default_test_sample_path());
+    std::map<std::string, Tensor> feeds;
+    feeds[g->inputs.at(0).name] = make_image_batch(data, 0, 7, image_layout_for(g->inputs.at(0)));
+    const Tensor fused = ex.run(feeds).at(g->outputs.at(0).name);
+    const Tensor hooked = ex.run(feeds, [](int, const std::string&, const Tensor&) {}).at(g->outputs.at(0).name);
+    expect_same_bits(fused, hooked);
   }
 }
 

@@ -5,6 +5,7 @@
 // elements show up. Both the AVX2 and the portable kernels are checked.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -370,6 +371,144 @@ TEST(IntegerKernels, QAddFastMatchesReferenceBitForBit) {
       data["b"] = random_8bit(bt, {1, len}, rng);
       for_each_isa(
           [&](const char* isa) { expect_fast_matches_reference(node, g, data, fast::prepare_qadd(node, g), isa); });
+    }
+}
+
+// ---- QConv -> QAdd (the executor's integer fusion) -------------------------------------------
+
+// The fused kernel against the two reference kernels run one after the other.
+TEST(IntegerKernels, QConvAddFusedMatchesConvThenAddBitForBit) {
+  std::mt19937 rng(15);
+  const ConvCase cases[] = {
+      {2, 64, 8, 8, 64, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},    // ResNet-8's last stage
+      {1, 16, 32, 32, 16, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},  // its first stage
+      {3, 5, 7, 9, 7, 3, 2, 1, 1, 1, {2, 1, 0, 3}, false},     // partial groups and tiles
+      {1, 4, 11, 13, 9, 3, 3, 3, 3, 2, {1, 2, 2, 1}, true},    // dilation + stride 3
+      {2, 33, 9, 17, 65, 1, 1, 2, 2, 1, {0, 0, 0, 0}, true},   // 1x1 stride 2, channels past tile edges
+  };
+  const float add_scales[][3] = {{0.1117f, 0.0365f, 0.0545f}, {1e-4f, 3.0f, 0.02f}, {0.05f, 0.05f, 0.05f}};
+  const DType types[] = {DType::u8, DType::i8};
+  int index = 0;
+  for (const auto& cc : cases)
+    for (int variant = 0; variant < 4; ++variant, ++index) {
+      const DType xt = types[index % 2], ct = types[(index / 2) % 2], ot = types[(index / 3) % 2],
+                  yt = types[(index / 5) % 2];
+      const bool conv_is_a = variant % 2 == 0, conv_relu = variant == 1, add_relu = variant >= 2;
+      const float* sc = add_scales[index % 3];
+      std::ostringstream what;
+      what << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m << " k" << cc.kh << "x" << cc.kw
+           << " x:" << dtype_name(xt) << " conv:" << dtype_name(ct) << " other:" << dtype_name(ot)
+           << " y:" << dtype_name(yt) << (conv_is_a ? " conv=a" : " conv=b") << (conv_relu ? " conv relu" : "")
+           << (add_relu ? " add relu" : "");
+      SCOPED_TRACE(what.str());
+      Graph g;
+      std::vector<float> w_scale(cc.m);
+      for (int64_t i = 0; i < cc.m; ++i) w_scale[i] = static_cast<float>(kMultipliers[(i + index) % 12] * sc[0] / 0.02);
+      g.initializers["x_scale"] = make_scalar_f32(0.02f);
+      g.initializers["x_zp"] = zero_point_tensor(xt, {extreme_zero_point(xt, index % 7, rng)}, false);
+      g.initializers["w"] = random_8bit(DType::i8, {cc.m, cc.c, cc.kh, cc.kw}, rng);
+      g.initializers["w_scale"] = scale_tensor(w_scale, true);
+      g.initializers["w_zp"] = zero_point_tensor(DType::i8, std::vector<int32_t>(cc.m, 0), true);
+      g.initializers["c_scale"] = make_scalar_f32(conv_is_a ? sc[0] : sc[1]);
+      g.initializers["c_zp"] = zero_point_tensor(ct, {extreme_zero_point(ct, (index + 3) % 7, rng)}, false);
+      g.initializers["o_scale"] = make_scalar_f32(conv_is_a ? sc[1] : sc[0]);
+      g.initializers["o_zp"] = zero_point_tensor(ot, {extreme_zero_point(ot, (index + 1) % 7, rng)}, false);
+      g.initializers["y_scale"] = make_scalar_f32(sc[2]);
+      g.initializers["y_zp"] = zero_point_tensor(yt, {extreme_zero_point(yt, (index + 2) % 7, rng)}, false);
+      if (cc.bias) g.initializers["b"] = bias_tensor(cc.m, rng, 1 << 20);
+      Node conv{"qconv",
+                "QConv",
+                integer::kDomain,
+                {"x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "c_scale", "c_zp", cc.bias ? "b" : ""},
+                {"c"},
+                {}};
+      conv.attrs["pads"] = ints_attr(cc.pads);
+      conv.attrs["strides"] = ints_attr({cc.stride_h, cc.stride_w});
+      conv.attrs["dilations"] = ints_attr({cc.dilation, cc.dilation});
+      conv.attrs["relu"] = int_attr(conv_relu);
+      std::vector<std::string> add_inputs = {"c", "c_scale", "c_zp", "o", "o_scale", "o_zp"};
+      if (!conv_is_a) std::rotate(add_inputs.begin(), add_inputs.begin() + 3, add_inputs.end());
+      add_inputs.insert(add_inputs.end(), {"y_scale", "y_zp"});
+      Node add{"qadd", "QAdd", integer::kDomain, add_inputs, {"y"}, {}};
+      add.attrs["relu"] = int_attr(add_relu);
+
+      const Tensor x = random_8bit(xt, {cc.n, cc.c, cc.h, cc.w}, rng);
+      auto input = [&](const std::string& name, const Tensor* conv_out) -> const Tensor* {
+        if (name.empty()) return nullptr;
+        if (name == "x") return &x;
+        if (name == "c") return conv_out;
+        return g.initializers.count(name) ? &g.initializers.at(name) : nullptr;
+      };
+      // Reference: the conv, then the Add on its output.
+      Inputs conv_in;
+      for (const auto& name : conv.inputs) conv_in.push_back(input(name, nullptr));
+      conv_in.resize(fast::kQConvAddInputs, nullptr);
+      std::vector<Tensor> c(1), want(1);
+      find_op("QConv", integer::kDomain)->reference(conv, conv_in, c);
+      const Tensor o = random_8bit(ot, c[0].shape, rng);
+      g.initializers["o"] = o;  // the other addend (a constant here; the kernel reads it as an input)
+      Inputs add_in;
+      for (const auto& name : add.inputs) add_in.push_back(input(name, &c[0]));
+      find_op("QAdd", integer::kDomain)->reference(add, add_in, want);
+
+      for_each_isa([&](const char* isa) {
+        SCOPED_TRACE(isa);
+        const PreparedKernel fused = fast::prepare_qconv_add(conv, add, g);
+        ASSERT_TRUE(fused) << "the fused kernel declined the pair";
+        Inputs in = conv_in;
+        for (const auto& name : add.inputs) in.push_back(input(name, nullptr));  // the conv's output: null
+        std::vector<Tensor> got(1);
+        got[0] = want[0];
+        for (size_t i = 0; i < got[0].bytes.size(); ++i) got[0].bytes[i] = static_cast<uint8_t>(0xA5 ^ (i * 7));
+        fused(in, got);
+        ASSERT_EQ(got[0].dtype, want[0].dtype);
+        ASSERT_EQ(got[0].shape, want[0].shape);
+        for (size_t i = 0; i < want[0].bytes.size(); ++i)
+          ASSERT_EQ(got[0].bytes[i], want[0].bytes[i]) << "first difference at byte " << i;
+      });
+    }
+}
+
+// ---- QAveragePool / QGlobalAveragePool ---------------------------------------------------------
+
+TEST(IntegerKernels, QPoolFastMatchesReferenceBitForBit) {
+  std::mt19937 rng(16);
+  struct PoolCase {
+    const char* op;
+    Shape x;
+    std::vector<int64_t> kernel, pads;
+  };
+  const PoolCase cases[] = {
+      {"QAveragePool", {3, 64, 8, 8}, {8, 8}, {0, 0, 0, 0}},      // ResNet-8's final pooling
+      {"QAveragePool", {2, 5, 7, 3}, {7, 3}, {0, 0, 1, 1}},       // whole plane, trailing pads
+      {"QAveragePool", {2, 5, 8, 8}, {3, 3}, {1, 1, 1, 1}},       // other windows: the reference
+      {"QGlobalAveragePool", {4, 10, 8, 8}, {}, {}},              // global
+      {"QGlobalAveragePool", {2, 3, 1, 1}, {}, {}},               // one element per plane
+      {"QGlobalAveragePool", {2, 7, 5, 3, 2}, {}, {}},            // rank 5
+  };
+  const float scales[][2] = {{0.05f, 0.05f}, {0.1f, 0.013f}, {0.002f, 3.0f}};
+  int index = 0;
+  for (const auto& pc : cases)
+    for (int variant = 0; variant < 4; ++variant, ++index) {
+      const DType xt = index % 2 ? DType::i8 : DType::u8, yt = (index / 2) % 2 ? DType::i8 : DType::u8;
+      std::ostringstream what;
+      what << pc.op << " " << shape_str(pc.x) << " x:" << dtype_name(xt) << " y:" << dtype_name(yt);
+      SCOPED_TRACE(what.str());
+      Graph g;
+      g.initializers["x_scale"] = make_scalar_f32(scales[index % 3][0]);
+      g.initializers["x_zp"] = zero_point_tensor(xt, {extreme_zero_point(xt, index % 7, rng)}, false);
+      g.initializers["y_scale"] = make_scalar_f32(scales[index % 3][1]);
+      g.initializers["y_zp"] = zero_point_tensor(yt, {extreme_zero_point(yt, (index + 2) % 7, rng)}, false);
+      Node node{"pool", pc.op, integer::kDomain, {"x", "x_scale", "x_zp", "y_scale", "y_zp"}, {"y"}, {}};
+      if (!pc.kernel.empty()) {
+        node.attrs["kernel_shape"] = ints_attr(pc.kernel);
+        node.attrs["pads"] = ints_attr(pc.pads);
+        node.attrs["strides"] = ints_attr({2, 2});
+      }
+      std::map<std::string, Tensor> data;
+      data["x"] = random_8bit(xt, pc.x, rng);
+      for_each_isa(
+          [&](const char* isa) { expect_fast_matches_reference(node, g, data, fast::prepare_qpool(node, g), isa); });
     }
 }
 

@@ -19,6 +19,7 @@
 
 #include "analysis/edits.h"
 #include "io/onnx_model.h"
+#include "runtime/integer/integer_mode.h"
 #include "runtime/executor.h"
 #include "server/http_server.h"
 #include "server/images.h"
@@ -218,6 +219,28 @@ TEST_F(ServerTest, ScaleEditChangesSingleImageOutputsAndAccuracyIsIncremental) {
   const Tensor out = run_on_image(edited, playground_->data(), 7);
   const int64_t argmax = std::max_element(out.data<float>(), out.data<float>() + out.numel()) - out.data<float>();
   EXPECT_EQ(after["quantized"]["prediction"], argmax);
+}
+
+// "mode": "integer" re-evaluates in integer mode (a full integer-mode run of the edited model);
+// the version's recorded accuracy stays simulate mode's; an unknown mode is refused by name.
+TEST_F(ServerTest, EditsReevaluateInIntegerModeOnRequest) {
+  const int64_t base = base_version("resnet8_uint8");
+  const std::string edit = "conv2d_6.weight_quantized.scale=0.002";
+  const json v = post_json("/api/versions", {{"parent", base}, {"edits", {edit}}, {"mode", "integer"}}, 201);
+  EXPECT_EQ(v["evaluation"]["mode"], "integer");
+  EXPECT_FALSE(v["accuracy"].contains(std::to_string(kCacheImages))) << v.dump();
+  const auto edited = integer::graph_for_mode(apply_edits(*load("resnet8_uint8.onnx"), {parse_set_edit(edit)}),
+                                              integer::RunMode::integer);
+  EvalOptions eo;
+  eo.limit = kCacheImages;
+  const EvalResult truth = evaluate(Executor(edited), playground_->data(), eo);
+  EXPECT_EQ(v["evaluation"]["correct_after"], truth.correct);
+  const json simulate = post_json("/api/versions", {{"parent", base}, {"edits", {edit}}, {"mode", "simulate"}}, 201);
+  EXPECT_EQ(simulate["evaluation"]["mode"], "simulate");
+  EXPECT_TRUE(simulate["accuracy"].contains(std::to_string(kCacheImages)));
+
+  const json bad = post_json("/api/versions", {{"parent", base}, {"edits", {edit}}, {"mode", "float16"}}, 400);
+  EXPECT_NE(bad["error"].get<std::string>().find("'float16'"), std::string::npos) << bad.dump();
 }
 
 TEST_F(ServerTest, EditFormsAreEquivalentAndInvalidEditsNameTensorAndValue) {

@@ -8,7 +8,9 @@
 // into stride_w phases makes the inputs of 8 consecutive output pixels 8 consecutive pairs for
 // every kernel tap, whatever the stride: output column ox, tap kx reads padded column
 // ox * stride_w + kx * dilation_w = (ox + kx * dilation_w / stride_w) * stride_w + phase.
-// QGemm uses the same micro-kernel with rows of A as the pixels.
+// QGemm uses the same micro-kernel with rows of A as the pixels. A QConv whose output only a QAdd
+// reads runs as one kernel with it (the executor fuses them), and pools whose window is the whole
+// plane sum contiguous values.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -253,12 +255,17 @@ __attribute__((target("avx2"))) void fill_conv_buffer_avx2(const X* x, const X* 
   }
 }
 
-// Returns false (and computes nothing) when the image's int16 copy is too large for the int32
-// offsets of the micro-kernel; the caller then runs the reference.
-bool run_qconv(const QConvPlan& p, const Node& node, const Tensor& x, Tensor& y) {
-  const ConvGeometry g = conv_geometry(node, x.shape, p.w_shape);
+// False when the image's int16 copy is too large for the int32 offsets of the micro-kernel (the
+// caller then runs the reference).
+bool qconv_fits(const QConvPlan& p, const ConvGeometry& g) {
+  return p.channel_pairs * conv_buffer_layout(g).pairs() <= (int64_t{1} << 30);
+}
+
+// Computes every tile of the convolution of x (geometry g, qconv_fits) and hands it to
+// `store(n, tile, group0, group1, acc)`, which writes image n's outputs.
+template <typename Store>
+void run_qconv_tiles(const QConvPlan& p, const ConvGeometry& g, const Tensor& x, Store store) {
   const ConvBufferLayout l = conv_buffer_layout(g);
-  if (p.channel_pairs * l.pairs() > (int64_t{1} << 30)) return false;
   // Offsets of each k-pair, in the packing order j = (ky * kernel_w + kx) * channel_pairs + cp.
   std::vector<int32_t> offsets(static_cast<size_t>(p.weights.k_pairs));
   for (int64_t ky = 0; ky < g.kernel_h; ++ky)
@@ -274,11 +281,9 @@ bool run_qconv(const QConvPlan& p, const Node& node, const Tensor& x, Tensor& y)
       groups.push_back({oy * g.stride_h * l.phase_w + ox, oy * g.out_w + ox,
                         static_cast<int>(std::min<int64_t>(kGroupPixels, g.out_w - ox))});
 
-  y.reset(p.clamp.is_signed ? DType::i8 : DType::u8, {g.batch, g.out_channels, g.out_h, g.out_w});
   const ConvBufferUse use = conv_buffer_use(g, l);
   std::vector<int16_t>& buffer = scratch();
   buffer.assign(static_cast<size_t>(2 * (p.channel_pairs * l.pairs() + 2 * kGroupPixels)), 0);  // padding = 0
-  const int64_t out_plane = g.out_h * g.out_w;
   for (int64_t n = 0; n < g.batch; ++n) {
     const int64_t image = n * g.in_channels * g.in_h * g.in_w;
     if (n + 1 < g.batch)  // the next image is in L3 by now (the previous layer wrote the whole batch)
@@ -295,20 +300,37 @@ bool run_qconv(const QConvPlan& p, const Node& node, const Tensor& x, Tensor& y)
                             p.x_zero_point, buffer.data());
     else
       fill_conv_buffer_portable(x.data<int8_t>() + image, g, l, use, p.channel_pairs, p.x_zero_point, buffer.data());
-    uint8_t* yn = y.bytes.data() + n * g.out_channels * out_plane;
     run_tiles(p.kernels, p.weights, offsets, groups, buffer.data(),
               [&](int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
-                TileDestination dst;
-                dst.out = yn + tile * kTileRows * out_plane;
-                dst.row_stride = out_plane;
-                dst.rows = static_cast<int>(std::min<int64_t>(kTileRows, p.weights.rows - tile * kTileRows));
-                dst.group_out[0] = g0.out;
-                dst.group_out[1] = g1.out;
-                dst.group_count[0] = g0.count;
-                dst.group_count[1] = g1.count;
-                p.kernels.store(acc, p.weights.requant.data() + tile * kTileRows, p.clamp, dst);
+                store(n, tile, g0, g1, acc);
               });
   }
+}
+
+// Where tile `tile` of image n of an [N, M, out_h, out_w] output of 8-bit values starts and goes.
+TileDestination tile_destination(const QConvPlan& p, const ConvGeometry& g, uint8_t* y, int64_t n, int64_t tile,
+                                 const PixelGroup& g0, const PixelGroup& g1) {
+  const int64_t out_plane = g.out_h * g.out_w;
+  TileDestination dst;
+  dst.out = y + (n * g.out_channels + tile * kTileRows) * out_plane;
+  dst.row_stride = out_plane;
+  dst.rows = static_cast<int>(std::min<int64_t>(kTileRows, p.weights.rows - tile * kTileRows));
+  dst.group_out[0] = g0.out;
+  dst.group_out[1] = g1.out;
+  dst.group_count[0] = g0.count;
+  dst.group_count[1] = g1.count;
+  return dst;
+}
+
+// Returns false (and computes nothing) when the image's int16 copy is too large for the int32
+// offsets of the micro-kernel; the caller then runs the reference.
+bool run_qconv(const QConvPlan& p, const Node& node, const Tensor& x, Tensor& y) {
+  const ConvGeometry g = conv_geometry(node, x.shape, p.w_shape);
+  if (!qconv_fits(p, g)) return false;
+  y.reset(p.clamp.is_signed ? DType::i8 : DType::u8, {g.batch, g.out_channels, g.out_h, g.out_w});
+  run_qconv_tiles(p, g, x, [&](int64_t n, int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
+    p.kernels.store(acc, p.weights.requant.data() + tile * kTileRows, p.clamp, tile_destination(p, g, y.bytes.data(), n, tile, g0, g1));
+  });
   return true;
 }
 
@@ -385,26 +407,44 @@ __attribute__((target("avx2"))) inline __m256i load8_as_i32(const T* p) {
   return std::is_same_v<T, uint8_t> ? _mm256_cvtepu8_epi32(v) : _mm256_cvtepi8_epi32(v);
 }
 
+// The constants of eq. (11)-(13) as vectors, broadcast once per kernel call.
+struct QAddVectors {
+  __m256i a_zp, b_zp, y_zp, lo, hi;
+  RequantVectors a, b, out;
+};
+
+__attribute__((target("avx2"))) inline QAddVectors broadcast_qadd(const QAddPlan& p) {
+  return {_mm256_set1_epi32(p.quant.a_zero_point), _mm256_set1_epi32(p.quant.b_zero_point),
+          _mm256_set1_epi32(p.clamp.zero_point),   _mm256_set1_epi32(p.clamp.lo),
+          _mm256_set1_epi32(p.clamp.hi),           broadcast_requant(p.a_requant),
+          broadcast_requant(p.b_requant),          broadcast_requant(p.out_requant)};
+}
+
+// Eq. (11)-(13) on 8 lanes of codes (int32): the output codes, inside [lo, hi]. Always inlined:
+// as a call it cost a third of the fused conv store.
+__attribute__((target("avx2"), always_inline)) inline __m256i qadd8_avx2(const QAddVectors& v, __m256i a, __m256i b) {
+  const __m256i a_shifted = _mm256_slli_epi32(_mm256_sub_epi32(a, v.a_zp), kAddLeftShift);
+  const __m256i b_shifted = _mm256_slli_epi32(_mm256_sub_epi32(b, v.b_zp), kAddLeftShift);
+  const __m256i sum =
+      _mm256_add_epi32(multiply_by_fixed_point_avx2(a_shifted, v.a), multiply_by_fixed_point_avx2(b_shifted, v.b));
+  const __m256i y = _mm256_add_epi32(multiply_by_fixed_point_avx2(sum, v.out), v.y_zp);
+  return _mm256_min_epi32(_mm256_max_epi32(y, v.lo), v.hi);
+}
+
+// 8 int32 lanes already inside Y's range, stored as 8 values of Y.
+template <typename Y>
+__attribute__((target("avx2"))) inline void store8_avx2(__m256i v, Y* y) {
+  const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  const __m128i bytes = std::is_same_v<Y, int8_t> ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(y), bytes);
+}
+
 // Eq. (11)-(13) on 8 lanes, then the scalar reference for the tail.
 template <typename A, typename B, typename Y>
 __attribute__((target("avx2"))) void qadd_avx2(const QAddPlan& p, const A* a, const B* b, Y* y, int64_t count) {
-  const __m256i a_zp = _mm256_set1_epi32(p.quant.a_zero_point), b_zp = _mm256_set1_epi32(p.quant.b_zero_point);
-  const __m256i y_zp = _mm256_set1_epi32(p.clamp.zero_point);
-  const __m256i lo = _mm256_set1_epi32(p.clamp.lo), hi = _mm256_set1_epi32(p.clamp.hi);
-  const RequantVectors a_requant = broadcast_requant(p.a_requant), b_requant = broadcast_requant(p.b_requant);
-  const RequantVectors out_requant = broadcast_requant(p.out_requant);
+  const QAddVectors v = broadcast_qadd(p);
   int64_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    const __m256i a_shifted = _mm256_slli_epi32(_mm256_sub_epi32(load8_as_i32(a + i), a_zp), kAddLeftShift);
-    const __m256i b_shifted = _mm256_slli_epi32(_mm256_sub_epi32(load8_as_i32(b + i), b_zp), kAddLeftShift);
-    const __m256i sum = _mm256_add_epi32(multiply_by_fixed_point_avx2(a_shifted, a_requant),
-                                         multiply_by_fixed_point_avx2(b_shifted, b_requant));
-    __m256i v = _mm256_add_epi32(multiply_by_fixed_point_avx2(sum, out_requant), y_zp);
-    v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-    const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    const __m128i bytes = std::is_same_v<Y, int8_t> ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), bytes);
-  }
+  for (; i + 8 <= count; i += 8) store8_avx2(qadd8_avx2(v, load8_as_i32(a + i), load8_as_i32(b + i)), y + i);
   for (; i < count; ++i) y[i] = static_cast<Y>(qadd_value(p.quant, a[i], b[i]));
 }
 
@@ -421,6 +461,14 @@ void visit_8bit(DType t, F&& f) {
     f(int8_t{});
 }
 
+template <typename A, typename B, typename Y>
+void qadd_span(const QAddPlan& p, const A* a, const B* b, Y* y, int64_t count) {
+  if (p.avx2)
+    qadd_avx2(p, a, b, y, count);
+  else
+    qadd_portable(p, a, b, y, count);
+}
+
 void run_qadd(const QAddPlan& p, const Tensor& a, const Tensor& b, Tensor& y) {
   y.reset(p.clamp.is_signed ? DType::i8 : DType::u8, a.shape);
   visit_8bit(p.a_type, [&](auto at) {
@@ -429,12 +477,101 @@ void run_qadd(const QAddPlan& p, const Tensor& a, const Tensor& b, Tensor& y) {
         using A = decltype(at);
         using B = decltype(bt);
         using Y = decltype(yt);
-        if (p.avx2)
-          qadd_avx2(p, a.data<A>(), b.data<B>(), y.data<Y>(), a.numel());
-        else
-          qadd_portable(p, a.data<A>(), b.data<B>(), y.data<Y>(), a.numel());
+        qadd_span(p, a.data<A>(), b.data<B>(), y.data<Y>(), a.numel());
       });
     });
+  });
+}
+
+// ---- QConv -> QAdd, fused by the executor ----------------------------------------------------
+
+// Each tile's conv codes are computed exactly as the conv's own store writes them (into a small
+// buffer), then eq. (11)-(13) adds the addend at the same positions: the arithmetic of the two
+// nodes, bit for bit, without writing and re-reading the conv's output.
+struct QConvAddPlan {
+  std::shared_ptr<const QConvPlan> conv;
+  std::shared_ptr<const QAddPlan> add;
+  bool conv_is_a = true;  // the conv's output is the Add's input a (else b)
+};
+
+// AVX2: the conv's codes stay in registers as int32 (the values its store would pack, eq. 8),
+// and go straight into eq. (11)-(13) with the addend.
+template <typename O, typename Y>
+__attribute__((target("avx2"))) void store_tile_add_avx2(const int32_t* acc, const RowRequant* rows,
+                                                         const OutputClamp& clamp, const QAddPlan& add_plan,
+                                                         bool conv_is_a, const O* other, Y* out, int64_t row_stride,
+                                                         int row_count, const PixelGroup* groups[2]) {
+  const __m256i zp = _mm256_set1_epi32(clamp.zero_point);
+  const __m256i lo = _mm256_set1_epi32(clamp.lo), hi = _mm256_set1_epi32(clamp.hi);
+  const QAddVectors add = broadcast_qadd(add_plan);
+  for (int r = 0; r < row_count; ++r) {
+    const RequantVectors requant = broadcast_requant(rows[r]);
+    for (int k = 0; k < 2; ++k) {
+      const PixelGroup& grp = *groups[k];
+      if (grp.count == 0) continue;
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + r * 16 + k * kGroupPixels));
+      const __m256i c =
+          _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(multiply_by_fixed_point_avx2(a, requant), zp), lo), hi);
+      const O* o = other + r * row_stride + grp.out;
+      Y* y = out + r * row_stride + grp.out;
+      if (grp.count == kGroupPixels) {
+        const __m256i v = load8_as_i32(o);
+        store8_avx2(conv_is_a ? qadd8_avx2(add, c, v) : qadd8_avx2(add, v, c), y);
+        continue;
+      }
+      O o8[kGroupPixels] = {};  // a partial group: never read or write past it
+      Y y8[kGroupPixels];
+      std::memcpy(o8, o, static_cast<size_t>(grp.count) * sizeof(O));
+      const __m256i v = load8_as_i32(o8);
+      store8_avx2(conv_is_a ? qadd8_avx2(add, c, v) : qadd8_avx2(add, v, c), y8);
+      std::memcpy(y, y8, static_cast<size_t>(grp.count) * sizeof(Y));
+    }
+  }
+}
+
+template <typename C, typename O, typename Y>  // conv codes, other addend, output
+void run_qconv_add(const QConvAddPlan& p, const ConvGeometry& g, const Tensor& x, const Tensor& addend, Tensor& y) {
+  const QConvPlan& conv = *p.conv;
+  const int64_t out_plane = g.out_h * g.out_w;
+  const O* other = addend.data<O>();
+  Y* out = y.data<Y>();
+  if (conv.kernels.avx2 && p.add->avx2) {
+    run_qconv_tiles(conv, g, x, [&](int64_t n, int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
+      const int64_t first = (n * g.out_channels + tile * kTileRows) * out_plane;
+      const PixelGroup* groups[2] = {&g0, &g1};
+      store_tile_add_avx2(acc, conv.weights.requant.data() + tile * kTileRows, conv.clamp, *p.add, p.conv_is_a,
+                          other + first, out + first, out_plane,
+                          static_cast<int>(std::min<int64_t>(kTileRows, conv.weights.rows - tile * kTileRows)), groups);
+    });
+    return;
+  }
+  run_qconv_tiles(conv, g, x, [&](int64_t n, int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
+    alignas(16) uint8_t codes[kTileRows * 2 * kGroupPixels];  // row r, group k at codes + 16 r + 8 k
+    TileDestination dst;
+    dst.out = codes;
+    dst.row_stride = 2 * kGroupPixels;
+    dst.rows = static_cast<int>(std::min<int64_t>(kTileRows, conv.weights.rows - tile * kTileRows));
+    dst.group_out[1] = kGroupPixels;
+    dst.group_count[0] = g0.count;
+    dst.group_count[1] = g1.count;
+    conv.kernels.store(acc, conv.weights.requant.data() + tile * kTileRows, conv.clamp, dst);
+    const bool joined = g0.count == kGroupPixels && g1.count > 0 && g1.out == g0.out + kGroupPixels;
+    for (int r = 0; r < dst.rows; ++r) {
+      const int64_t row = (n * g.out_channels + tile * kTileRows + r) * out_plane;
+      const C* c = reinterpret_cast<const C*>(codes + r * dst.row_stride);
+      auto add = [&](int64_t first, int from, int count) {
+        if (p.conv_is_a)
+          qadd_span(*p.add, c + from, other + row + first, out + row + first, count);
+        else
+          qadd_span(*p.add, other + row + first, c + from, out + row + first, count);
+      };
+      if (joined) {
+        add(g0.out, 0, g0.count + g1.count);
+      } else {
+        add(g0.out, 0, g0.count);
+        add(g1.out, kGroupPixels, g1.count);
+      }
+    }
   });
 }
 
@@ -452,9 +589,7 @@ bool constant_inputs(const Node& node, const Graph& graph, std::initializer_list
 
 bool is_integer_op(const Node& node, const char* op_type) { return node.op_type == op_type && node.domain == kDomain; }
 
-}  // namespace
-
-PreparedKernel prepare_qconv(const Node& node, const Graph& graph) {
+std::shared_ptr<const QConvPlan> make_qconv_plan(const Node& node, const Graph& graph) {
   if (!is_integer_op(node, "QConv") || node.attr_int("group", 1) != 1) return nullptr;
   Inputs constants;
   if (!constant_inputs(node, graph, {1, 2, 3, 4, 5, 6, 7, 8}, constants) || node.inputs.size() < 8) return nullptr;
@@ -483,7 +618,30 @@ PreparedKernel prepare_qconv(const Node& node, const Graph& graph) {
     return v - q.w_zero_point[m];
   };
   plan->weights = pack_weights(w.shape[0], kh * kw * cp_count, depth_of, weight, q.bias, q.out.multiplier);
+  return plan;
+}
 
+std::shared_ptr<const QAddPlan> make_qadd_plan(const Node& node, const Graph& graph) {
+  if (!is_integer_op(node, "QAdd")) return nullptr;
+  Inputs constants;
+  if (!constant_inputs(node, graph, {1, 2, 4, 5, 6, 7}, constants) || node.inputs.size() != 8) return nullptr;
+  auto plan = std::make_shared<QAddPlan>();
+  plan->quant = make_qadd_quant(node, constants);
+  plan->a_requant = make_row_requant(plan->quant.a_multiplier);
+  plan->b_requant = make_row_requant(plan->quant.b_multiplier);
+  plan->out_requant = make_row_requant(plan->quant.out.multiplier[0]);
+  plan->clamp = output_clamp(plan->quant.out);
+  plan->a_type = constants[2]->dtype;
+  plan->b_type = constants[5]->dtype;
+  plan->avx2 = select_qkernels().avx2;
+  return plan;
+}
+
+}  // namespace
+
+PreparedKernel prepare_qconv(const Node& node, const Graph& graph) {
+  const std::shared_ptr<const QConvPlan> plan = make_qconv_plan(node, graph);
+  if (!plan) return nullptr;
   const ReferenceKernel reference = find_op("QConv", kDomain)->reference;
   return [plan, node, reference](const Inputs& in, std::vector<Tensor>& out) {
     const Tensor* x = in.empty() ? nullptr : in[0];
@@ -531,18 +689,8 @@ PreparedKernel prepare_qgemm(const Node& node, const Graph& graph) {
 }
 
 PreparedKernel prepare_qadd(const Node& node, const Graph& graph) {
-  if (!is_integer_op(node, "QAdd")) return nullptr;
-  Inputs constants;
-  if (!constant_inputs(node, graph, {1, 2, 4, 5, 6, 7}, constants) || node.inputs.size() != 8) return nullptr;
-  auto plan = std::make_shared<QAddPlan>();
-  plan->quant = make_qadd_quant(node, constants);
-  plan->a_requant = make_row_requant(plan->quant.a_multiplier);
-  plan->b_requant = make_row_requant(plan->quant.b_multiplier);
-  plan->out_requant = make_row_requant(plan->quant.out.multiplier[0]);
-  plan->clamp = output_clamp(plan->quant.out);
-  plan->a_type = constants[2]->dtype;
-  plan->b_type = constants[5]->dtype;
-  plan->avx2 = select_qkernels().avx2;
+  const std::shared_ptr<const QAddPlan> plan = make_qadd_plan(node, graph);
+  if (!plan) return nullptr;
   const ReferenceKernel reference = find_op("QAdd", kDomain)->reference;
   return [plan, node, reference](const Inputs& in, std::vector<Tensor>& out) {
     const Tensor* a = in.size() > 3 ? in[0] : nullptr;
@@ -553,6 +701,83 @@ PreparedKernel prepare_qadd(const Node& node, const Graph& graph) {
   };
 }
 
-std::vector<KernelProvider> integer_providers() { return {prepare_qconv, prepare_qgemm, prepare_qadd}; }
+PreparedKernel prepare_qconv_add(const Node& conv, const Node& add, const Graph& graph) {
+  if (!is_integer_op(add, "QAdd") || add.inputs.size() != 8 || conv.outputs.size() != 1) return nullptr;
+  const bool is_a = add.inputs[0] == conv.outputs[0], is_b = add.inputs[3] == conv.outputs[0];
+  if (is_a == is_b) return nullptr;  // not an input of the Add, or both of them
+  auto plan = std::make_shared<QConvAddPlan>();
+  plan->conv = make_qconv_plan(conv, graph);
+  plan->add = make_qadd_plan(add, graph);
+  plan->conv_is_a = is_a;
+  if (!plan->conv || !plan->add) return nullptr;
+  const DType conv_type = plan->conv->clamp.is_signed ? DType::i8 : DType::u8;
+  const DType other_type = is_a ? plan->add->b_type : plan->add->a_type;
+  if (conv_type != (is_a ? plan->add->a_type : plan->add->b_type)) return nullptr;
+
+  // The unfused kernels, for inputs the fused one was not prepared for.
+  const PreparedKernel conv_kernel = prepare_qconv(conv, graph), add_kernel = prepare_qadd(add, graph);
+  return [plan, conv, conv_kernel, add_kernel, is_a, other_type](const Inputs& in, std::vector<Tensor>& out) {
+    const size_t addend_at = kQConvAddInputs + (is_a ? 3 : 0);
+    const Tensor* x = in.at(0);
+    const Tensor* addend = in.at(addend_at);
+    const QConvPlan& c = *plan->conv;
+    const ConvGeometry g = x && x->dtype == c.x_type && x->rank() == 4 && x->shape[1] == c.channels
+                               ? conv_geometry(conv, x->shape, c.w_shape)
+                               : ConvGeometry{};
+    const Shape y_shape = {g.batch, g.out_channels, g.out_h, g.out_w};
+    if (g.batch == 0 || !qconv_fits(c, g) || !addend || addend->dtype != other_type || addend->shape != y_shape) {
+      std::vector<Tensor> conv_out(1);
+      conv_kernel(Inputs(in.begin(), in.begin() + kQConvAddInputs), conv_out);
+      Inputs add_in(in.begin() + kQConvAddInputs, in.end());
+      add_in[is_a ? 0 : 3] = &conv_out[0];
+      return add_kernel(add_in, out);
+    }
+    Tensor& y = out.at(0);
+    y.reset(plan->add->clamp.is_signed ? DType::i8 : DType::u8, y_shape);
+    visit_8bit(c.clamp.is_signed ? DType::i8 : DType::u8, [&](auto ct) {
+      visit_8bit(other_type, [&](auto ot) {
+        visit_8bit(y.dtype, [&](auto yt) {
+          run_qconv_add<decltype(ct), decltype(ot), decltype(yt)>(*plan, g, *x, *addend, y);
+        });
+      });
+    });
+  };
+}
+
+// ---- QAveragePool / QGlobalAveragePool ---------------------------------------------------------
+
+// Windows covering a whole plane (ResNet-8's final pooling, every global pool): eq. (14) over
+// contiguous values, which the compiler vectorises. Other windows run the reference.
+PreparedKernel prepare_qpool(const Node& node, const Graph& graph) {
+  if (!is_integer_op(node, "QAveragePool") && !is_integer_op(node, "QGlobalAveragePool")) return nullptr;
+  Inputs constants;
+  if (!constant_inputs(node, graph, {1, 2, 3, 4}, constants) || node.inputs.size() != 5) return nullptr;
+  const ReferenceKernel reference = find_op(node.op_type, kDomain)->reference;
+  return [node, reference](const Inputs& in, std::vector<Tensor>& out) {
+    const Tensor* x = in.empty() ? nullptr : in[0];
+    if (!x || !is_8bit(x->dtype) || x->rank() < 3) return reference(node, in, out);
+    const PoolGeometry g = pool_geometry(node, x->shape);
+    const int64_t count = g.in_h * g.in_w;
+    if (g.out_h != 1 || g.out_w != 1 || g.kernel_h != g.in_h || g.kernel_w != g.in_w || g.pad_top != 0 ||
+        g.pad_left != 0)
+      return reference(node, in, out);
+    const QPoolQuant q = make_qpool_quant(node, in, count);  // validates like the reference
+    Tensor& y = out.at(0);
+    y.reset(q.out.dtype, g.out_shape);
+    visit_8bit(x->dtype, [&](auto xt) {
+      using X = decltype(xt);
+      const X* plane = x->data<X>();
+      for (int64_t nc = 0; nc < g.batch * g.channels; ++nc, plane += count) {
+        int32_t sum = 0;  // the reference's sum of (x - x_zp), in another order: exact (<= 2^23 terms)
+        for (int64_t i = 0; i < count; ++i) sum += plane[i];
+        sum -= static_cast<int32_t>(count) * q.x_zero_point;
+        const int32_t v = requantize(sum, q.out.multiplier[count], q.out.zero_point, q.out.lo, q.out.hi);
+        y.bytes[static_cast<size_t>(nc)] = static_cast<uint8_t>(v);  // two's complement for int8
+      }
+    });
+  };
+}
+
+std::vector<KernelProvider> integer_providers() { return {prepare_qconv, prepare_qgemm, prepare_qadd, prepare_qpool}; }
 
 }  // namespace qplay::fast

@@ -16,6 +16,14 @@ PreparedKernel prepare_qconv(const Node& node, const Graph& graph);
 PreparedKernel prepare_qgemm(const Node& node, const Graph& graph);
 // qplay.QAdd with inputs of the same shape.
 PreparedKernel prepare_qadd(const Node& node, const Graph& graph);
+// qplay.QAveragePool / QGlobalAveragePool (windows covering the whole plane; others: reference).
+PreparedKernel prepare_qpool(const Node& node, const Graph& graph);
+
+// QConv whose output only `add` (a QAdd) reads, as one kernel writing the Add's output: the
+// executor fuses them in runs without a hook. Inputs: the conv's kQConvAddInputs (omitted bias =
+// null), then the Add's 8, where the conv's output is null. Bit-exact with the two nodes.
+constexpr size_t kQConvAddInputs = 9;
+PreparedKernel prepare_qconv_add(const Node& conv, const Node& add, const Graph& graph);
 
 // All of the above, in the order the executor should try them.
 std::vector<KernelProvider> integer_providers();
