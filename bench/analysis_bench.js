@@ -7,7 +7,7 @@
 // intermediate tensor of both models over the data set (`qplay bench --expose-all` copies, FP32
 // with all optimisations, QDQ with optimisations disabled so its Q/DQ values exist), timed by
 // bench/ort_bench.js. qplay side: `qplay bench-analysis` (cache builds, per-layer SQNR from the
-// caches, scale edits at four depths). Load check: `qplay serve` on a free port and
+// caches, scale edits at five depths). Load check: `qplay serve` on a free port and
 // bench/load_check.js (20 clients, 30 s).
 //
 // Environment (optional): QPLAY (default build/qplay), BENCH_DATA (CIFAR-10 batch file).
@@ -102,7 +102,7 @@ async function main() {
              'apply_edits + incremental re-evaluation from the cache (no codes kept); "+ SQNR" also keeps the ' +
              'recomputed codes and adds every layer\'s metrics for the new version. "CPU" is the process CPU time of ' +
              'the accuracy query (both threads): on a shared machine it shows the work apart from waiting for a core. ' +
-             'Simulate mode is the default (the server\'s); integer mode (`--mode integer`) caches and re-evaluates ' +
+             'Simulate mode is the default (also the server\'s, which takes `"mode": "integer"` per request); integer mode (`--mode integer`) caches and re-evaluates ' +
              'the model lowered to integer ops and equals a full integer-mode run of the edited model. Median of 3.', '');
   lines.push('| edit at | edit | mode | nodes recomputed | accuracy | CPU | accuracy + SQNR | accuracy before -> after |',
              '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |');

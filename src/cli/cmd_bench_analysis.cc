@@ -46,9 +46,9 @@ struct BenchEdit {
   Edit edit;
 };
 
-// Scale edits (x1.1 of the current per-tensor scale) at four depths: the first layer, the middle,
+// Scale edits (x1.1 of the current per-tensor scale) at five depths: the first layer, the middle,
 // the first layer of the last stage (the first layer whose output has the smallest spatial size),
-// and the last layer. Weight scales when per tensor, else the output activation's scale.
+// the last conv of that stage, and the last layer. Weight scales when per tensor, else the output activation's scale.
 std::vector<BenchEdit> default_edits(const Graph& g, const BaseCache& cache) {
   const auto params = list_quant_params(g);
   std::vector<const Layer*> compute;
@@ -83,10 +83,15 @@ std::vector<BenchEdit> default_edits(const Graph& g, const BaseCache& cache) {
     }
     throw Error("layer '" + l.name + "' has no per-tensor scale to edit");
   };
-  return {{"first layer", scale_edit(*compute.front())},
-          {"middle", scale_edit(*compute[compute.size() / 2])},
-          {"last stage (first layer)", scale_edit(*compute[last_stage])},
-          {"last layer", scale_edit(*compute.back())}};
+  std::vector<BenchEdit> edits = {{"first layer", scale_edit(*compute.front())},
+                                  {"middle", scale_edit(*compute[compute.size() / 2])},
+                                  {"last stage (first layer)", scale_edit(*compute[last_stage])}};
+  // The last stage's last conv/gemm before the classifier: the cheapest edit of that stage, next to its first
+  // layer, the dearest.
+  if (compute.size() >= 3 && compute.size() - 2 > last_stage)
+    edits.push_back({"last stage (" + compute[compute.size() - 2]->name + ")", scale_edit(*compute[compute.size() - 2])});
+  edits.push_back({"last layer", scale_edit(*compute.back())});
+  return edits;
 }
 
 }  // namespace
