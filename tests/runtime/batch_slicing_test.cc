@@ -11,10 +11,14 @@
 #include "io/onnx_model.h"
 #include "runtime/executor.h"
 #include "runtime/integer/integer_mode.h"
+#include "support/kernel_test_helpers.h"
 #include "support/test_support.h"
 
 namespace qplay {
 namespace {
+
+using testing::int_attr;
+using testing::ints_attr;
 
 using integer::RunMode;
 
@@ -99,18 +103,6 @@ TEST(BatchSlicing, ShippedModelsGiveTheWholeBatchBits) {
 
 // ---- small graphs ----------------------------------------------------------------------------
 
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.i = v;
-  return a;
-}
-
-Attribute ints_attr(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
 
 // x [N, 4] -> node(x, constants...) -> y.
 Graph one_node(Node node, Shape x_shape = {-1, 4}) {

@@ -13,6 +13,7 @@
 #include "io/cifar10.h"
 #include "io/onnx_model.h"
 #include "runtime/integer/lower.h"
+#include "support/kernel_test_helpers.h"
 #include "support/test_support.h"
 
 namespace qplay {
@@ -25,17 +26,11 @@ std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = -1, flo
   return v;
 }
 
-Attribute ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
 
 Node conv3x3(const std::string& name, const std::string& x, const std::string& w, const std::string& b,
              const std::string& y) {
   Node n{name, "Conv", "", {x, w, b}, {y}, {}};
-  n.attrs["pads"] = ints({1, 1, 1, 1});
+  n.attrs["pads"] = testing::ints_attr({1, 1, 1, 1});
   return n;
 }
 
@@ -71,8 +66,8 @@ std::shared_ptr<const Graph> residual_graph(std::mt19937& rng) {
   g.nodes.push_back(Node{"r2", "Relu", "", {"sum"}, {"r2_out"}, {}});
   g.nodes.push_back(conv3x3("c3", "r2_out", "w3", "", "c3_out"));  // no bias, no fusion
   Node pool{"pool", "MaxPool", "", {"c3_out"}, {"p_out"}, {}};
-  pool.attrs["kernel_shape"] = ints({2, 2});
-  pool.attrs["strides"] = ints({2, 2});
+  pool.attrs["kernel_shape"] = testing::ints_attr({2, 2});
+  pool.attrs["strides"] = testing::ints_attr({2, 2});
   g.nodes.push_back(pool);
   g.nodes.push_back(Node{"gap", "GlobalAveragePool", "", {"p_out"}, {"out"}, {}});
   return std::make_shared<const Graph>(std::move(g));

@@ -15,6 +15,7 @@
 #include "runtime/integer/params.h"
 #include "runtime/kernels/fast/integer_providers.h"
 #include "runtime/kernels/fast/qgemm_s16.h"
+#include "support/kernel_test_helpers.h"
 
 namespace qplay {
 namespace {
@@ -142,22 +143,11 @@ int32_t extreme_zero_point(DType t, int pick, std::mt19937& rng) {
   return t == DType::u8 ? u8[pick] : i8[pick];
 }
 
+using testing::int_attr;
+using testing::ints_attr;
+
 // Requantization multipliers from tiny to large (M >= 1 saturates all but tiny accumulators).
 const double kMultipliers[] = {3e-11, 2e-6, 1e-4, 0.0046, 0.07, 0.5, 0.9999, 1.0, 1.7, 300.0, 3e6, 0.02};
-
-Attribute ints_attr(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
-
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Int;
-  a.i = v;
-  return a;
-}
 
 // Runs the reference and the fast kernel of `node` (whose constant inputs are the graph's
 // initializers) on `data` inputs; the fast output starts as garbage of the reference's size.
