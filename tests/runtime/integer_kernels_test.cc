@@ -192,6 +192,22 @@ struct ConvCase {
   bool bias;
 };
 
+// QConv of x (x_scale, x_zp) and w (w_scale, w_zp) [+ b] into `out`, whose parameters are `out`_scale and `out`_zp,
+// with the case's geometry.
+Node qconv_node(const ConvCase& cc, bool relu, const std::string& out) {
+  Node node{"qconv",
+            "QConv",
+            integer::kDomain,
+            {"x", "x_scale", "x_zp", "w", "w_scale", "w_zp", out + "_scale", out + "_zp", cc.bias ? "b" : ""},
+            {out},
+            {}};
+  node.attrs["pads"] = ints_attr(cc.pads);
+  node.attrs["strides"] = ints_attr({cc.stride_h, cc.stride_w});
+  node.attrs["dilations"] = ints_attr({cc.dilation, cc.dilation});
+  node.attrs["relu"] = int_attr(relu);
+  return node;
+}
+
 TEST(IntegerKernels, QConvFastMatchesReferenceBitForBit) {
   std::mt19937 rng(11);
   std::vector<ConvCase> cases = {
@@ -251,16 +267,7 @@ TEST(IntegerKernels, QConvFastMatchesReferenceBitForBit) {
       g.initializers["y_scale"] = make_scalar_f32(y_scale);
       g.initializers["y_zp"] = zero_point_tensor(yt, {y_zp}, false);
       if (cc.bias) g.initializers["b"] = bias_tensor(cc.m, rng, 1 << 20);
-      Node node{"qconv",
-                "QConv",
-                integer::kDomain,
-                {"x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "y_scale", "y_zp", cc.bias ? "b" : ""},
-                {"y"},
-                {}};
-      node.attrs["pads"] = ints_attr(cc.pads);
-      node.attrs["strides"] = ints_attr({cc.stride_h, cc.stride_w});
-      node.attrs["dilations"] = ints_attr({cc.dilation, cc.dilation});
-      node.attrs["relu"] = int_attr(relu);
+      const Node node = qconv_node(cc, relu, "y");
       std::map<std::string, Tensor> data;
       data["x"] = random_8bit(xt, {cc.n, cc.c, cc.h, cc.w}, rng);
       for_each_isa(
@@ -406,16 +413,7 @@ TEST(IntegerKernels, QConvAddFusedMatchesConvThenAddBitForBit) {
       g.initializers["y_scale"] = make_scalar_f32(sc[2]);
       g.initializers["y_zp"] = zero_point_tensor(yt, {extreme_zero_point(yt, (index + 2) % 7, rng)}, false);
       if (cc.bias) g.initializers["b"] = bias_tensor(cc.m, rng, 1 << 20);
-      Node conv{"qconv",
-                "QConv",
-                integer::kDomain,
-                {"x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "c_scale", "c_zp", cc.bias ? "b" : ""},
-                {"c"},
-                {}};
-      conv.attrs["pads"] = ints_attr(cc.pads);
-      conv.attrs["strides"] = ints_attr({cc.stride_h, cc.stride_w});
-      conv.attrs["dilations"] = ints_attr({cc.dilation, cc.dilation});
-      conv.attrs["relu"] = int_attr(conv_relu);
+      const Node conv = qconv_node(cc, conv_relu, "c");
       std::vector<std::string> add_inputs = {"c", "c_scale", "c_zp", "o", "o_scale", "o_zp"};
       if (!conv_is_a) std::rotate(add_inputs.begin(), add_inputs.begin() + 3, add_inputs.end());
       add_inputs.insert(add_inputs.end(), {"y_scale", "y_zp"});
