@@ -49,7 +49,8 @@ struct ExecutorOptions {
   // Runs without a hook take a batch of more than this many images through the whole graph in
   // consecutive slices of at most this many (equal sizes, e.g. 100 = 9 x 8 + 4 x 7), when the
   // graph is batch-separable and every input and output has the batch on axis 0; 0 = whole batches.
-  // 8 measured a few percent faster than 16 at batch 16 and no slower at batch 100 (2 cores).
+  // 8 measured a few percent faster than 16 at batch 16 and no slower at batch 100 (2 cores, one
+  // interleaved comparison; docs/ARCHITECTURE.md).
   int64_t batch_slice = 8;
 };
 
