@@ -433,7 +433,7 @@ void add_bench_command(CLI::App& app) {
                   "(always ONNX Runtime's summation order)")
       ->check(CLI::IsMember({"auto", "direct"}));
   cmd->add_option("--slice", opt->batch_slice, "run larger batches in slices of this many images (0: whole)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{100000}));
   cmd->add_flag("--latency", opt->latency, "time every batch on one caller thread, convolutions split over --threads (use with --batch 1)");
   cmd->add_option("--expose-all", opt->expose_all, "write MODEL with every intermediate as a graph output to FILE and exit")
       ->group("");  // hidden: a helper for bench/run_bench.js
