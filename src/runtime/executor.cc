@@ -379,8 +379,10 @@ bool Executor::run_sliced(const std::vector<const Tensor*>& inputs, std::vector<
         const Tensor& s = got[o];
         Shape whole = s.shape;
         if (!whole.empty()) whole[0] = n;
-        if (s.rank() == 0 || s.shape[0] != count || (k > 0 && (s.dtype != y.dtype || whole != y.shape)))
+        if (s.rank() == 0 || s.shape[0] != count || (k > 0 && (s.dtype != y.dtype || whole != y.shape))) {
+          for (Tensor& t : part) pool.give(std::move(t.bytes));
           return false;  // not batch-major after all: run whole
+        }
         if (k == 0) y.reset(s.dtype, whole);
         const size_t row = s.bytes.size() / static_cast<size_t>(count);
         std::copy(s.bytes.begin(), s.bytes.end(), y.bytes.begin() + begin * row);
