@@ -23,6 +23,7 @@
 #include "io/onnx_model.h"
 #include "quantize/quantize.h"
 #include "quantize/report.h"
+#include "runtime/integer/integer_mode.h"
 #include "server/images.h"
 #include "session/evaluate.h"
 #include "session/reports.h"
@@ -761,10 +762,9 @@ json Playground::create_version(const json& request) {
   const std::vector<Edit> added = parse_edits(request.contains("edits") ? request["edits"] : json::array());
   const bool replace = request.value("replace", false);
   const bool run_eval = request.value("evaluate", true);
-  // How the re-evaluation runs (integer::RunMode): simulate (default) or integer.
-  const std::string mode = request.contains("mode") ? string_field(request, "mode") : "simulate";
-  if (mode != "simulate" && mode != "integer")
-    throw HttpError(400, "unknown mode '" + mode + "' (expected simulate or integer)");
+  // How the re-evaluation runs: simulate (default) or integer; another name -> qplay::Error -> 400.
+  const integer::RunMode mode =
+      request.contains("mode") ? integer::parse_run_mode(string_field(request, "mode")) : integer::RunMode::simulate;
 
   std::shared_ptr<const ModelEntry> model;
   std::vector<Edit> edits;
@@ -791,12 +791,12 @@ json Playground::create_version(const json& request) {
   json evaluation = nullptr;
   std::optional<AccuracyRecord> record;
   if (run_eval) {
-    if (auto cache = mode == "integer" ? integer_cache_of(*model) : cache_of(model->id)) {
+    if (auto cache = mode == integer::RunMode::integer ? integer_cache_of(*model) : cache_of(model->id)) {
       const Reevaluation after = reevaluate(*cache, edited);
       evaluation = edit_evaluation_json(base_result(*cache), after, data_.source, 0.0);
-      evaluation["mode"] = mode;
+      evaluation["mode"] = integer::run_mode_name(mode);
       // A version's recorded accuracy is simulate mode's (what evaluate jobs measure too).
-      if (mode == "simulate") record = AccuracyRecord{after.images, after.correct, "incremental"};
+      if (mode == integer::RunMode::simulate) record = AccuracyRecord{after.images, after.correct, "incremental"};
     }
   }
 
