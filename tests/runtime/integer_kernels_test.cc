@@ -221,6 +221,12 @@ TEST(IntegerKernels, QConvFastMatchesReferenceBitForBit) {
       {2, 33, 9, 17, 65, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},   // channels past tile edges, 17-wide rows
       {1, 6, 20, 23, 5, 5, 5, 2, 1, 1, {2, 2, 2, 2}, true},    // different strides per axis
       {1, 7, 12, 40, 3, 2, 4, 1, 2, 1, {0, 3, 1, 0}, false},   // wide rows, stride 2 on w only
+      // Winograd (3x3, stride 1, padding 1, even height, width % 8 == 0): partial last block,
+      // rows past the tile edge, odd channel counts, blocks spanning tile rows, one unit.
+      {2, 33, 6, 16, 21, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},
+      {1, 7, 10, 24, 5, 3, 3, 1, 1, 1, {1, 1, 1, 1}, false},
+      {3, 16, 2, 8, 16, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},
+      {1, 918, 4, 8, 3, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},  // past winograd_s16_exact: direct
   };
   for (int r = 0; r < 10; ++r) {
     std::uniform_int_distribution<int64_t> d(1, 12), s(1, 3), p(0, 2);
@@ -382,6 +388,7 @@ TEST(IntegerKernels, QConvAddFusedMatchesConvThenAddBitForBit) {
       {3, 5, 7, 9, 7, 3, 2, 1, 1, 1, {2, 1, 0, 3}, false},     // partial groups and tiles
       {1, 4, 11, 13, 9, 3, 3, 3, 3, 2, {1, 2, 2, 1}, true},    // dilation + stride 3
       {2, 33, 9, 17, 65, 1, 1, 2, 2, 1, {0, 0, 0, 0}, true},   // 1x1 stride 2, channels past tile edges
+      {2, 21, 6, 24, 9, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},    // Winograd, partial block, rows past the tile
   };
   const float add_scales[][3] = {{0.1117f, 0.0365f, 0.0545f}, {1e-4f, 3.0f, 0.02f}, {0.05f, 0.05f, 0.05f}};
   const DType types[] = {DType::u8, DType::i8};

@@ -24,6 +24,7 @@
 #include "runtime/kernels/fast/integer_providers.h"
 #include "runtime/kernels/fast/qgemm_s16.h"
 #include "runtime/kernels/fast/requantize_avx2.h"
+#include "runtime/kernels/fast/winograd_s16.h"
 
 namespace qplay::fast {
 namespace {
@@ -109,6 +110,7 @@ struct QConvPlan {
   DType x_type = DType::u8;
   int32_t x_zero_point = 0;
   PackedWeights weights;
+  std::shared_ptr<const WinogradS16Weights> winograd;  // 3x3 stride 1 padding 1 (else null)
   OutputClamp clamp;
   QKernels kernels;
 };
@@ -261,10 +263,119 @@ bool qconv_fits(const QConvPlan& p, const ConvGeometry& g) {
   return p.channel_pairs * conv_buffer_layout(g).pairs() <= (int64_t{1} << 30);
 }
 
+// The int16 copy of image n of x, laid out for geometry g (its column phases: g.stride_w).
+void fill_conv_buffer(const QConvPlan& p, const ConvGeometry& g, const ConvBufferLayout& l, const ConvBufferUse& use,
+                      const Tensor& x, int64_t n, int16_t* buffer) {
+  const int64_t image = n * g.in_channels * g.in_h * g.in_w;
+  if (n + 1 < g.batch)  // the next image is in L3 by now (the previous layer wrote the whole batch)
+    for (int64_t byte = 0; byte < g.in_channels * g.in_h * g.in_w; byte += 64)
+      __builtin_prefetch(x.bytes.data() + image + g.in_channels * g.in_h * g.in_w + byte);
+  const bool avx2 = p.kernels.avx2 && g.stride_w <= 2;
+  if (p.x_type == DType::u8 && avx2)
+    fill_conv_buffer_avx2(x.data<uint8_t>() + image, x.data<uint8_t>() + x.numel(), g, l, use, p.channel_pairs,
+                          p.x_zero_point, buffer);
+  else if (p.x_type == DType::u8)
+    fill_conv_buffer_portable(x.data<uint8_t>() + image, g, l, use, p.channel_pairs, p.x_zero_point, buffer);
+  else if (avx2)
+    fill_conv_buffer_avx2(x.data<int8_t>() + image, x.data<int8_t>() + x.numel(), g, l, use, p.channel_pairs,
+                          p.x_zero_point, buffer);
+  else
+    fill_conv_buffer_portable(x.data<int8_t>() + image, g, l, use, p.channel_pairs, p.x_zero_point, buffer);
+}
+
+// fill_conv_buffer for the Winograd copy (winograd_geometry, columns split by parity), 8 image
+// columns at a time: image column 2q goes to parity 1 at q, column 2q + 1 to parity 0 at q + 1.
+template <typename X>
+__attribute__((target("avx2"))) void fill_winograd_buffer_avx2(const X* x, const ConvGeometry& g,
+                                                               const ConvBufferLayout& l, int64_t channel_pairs,
+                                                               int32_t zp, int16_t* buffer) {
+  const int64_t plane = g.in_h * g.in_w, parity_plane = l.padded_h * l.phase_w;
+  const __m128i zpv = _mm_set1_epi16(static_cast<int16_t>(zp));
+  for (int64_t cp = 0; cp < channel_pairs; ++cp) {
+    const X* c0 = x + (2 * cp) * plane;
+    const X* c1 = 2 * cp + 1 < g.in_channels ? c0 + plane : nullptr;
+    int16_t* even = buffer + 2 * (2 * cp) * parity_plane;
+    int16_t* odd = even + 2 * parity_plane;
+    for (int64_t ih = 0; ih < g.in_h; ++ih) {
+      const int64_t row = 2 * (ih + 1) * l.phase_w;
+      for (int64_t col = 0; col < g.in_w; col += 8) {
+        const __m128i a = load8_minus_zp(c0 + ih * g.in_w + col, 1, zpv);
+        const __m128i b = c1 ? load8_minus_zp(c1 + ih * g.in_w + col, 1, zpv) : _mm_setzero_si128();
+        const __m128 lo = _mm_castsi128_ps(_mm_unpacklo_epi16(a, b)), hi = _mm_castsi128_ps(_mm_unpackhi_epi16(a, b));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(odd + row + col),
+                         _mm_castps_si128(_mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(even + row + col + 2),
+                         _mm_castps_si128(_mm_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))));
+      }
+    }
+  }
+}
+
+// The geometries winograd_s16.h covers: 3x3, stride 1, dilation 1, padding 1 on every side,
+// an even height and a width that is a multiple of 8.
+bool winograd_geometry(const ConvGeometry& g) {
+  return g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 &&
+         g.dilation_w == 1 && g.pad_top == 1 && g.pad_left == 1 && g.pad_bottom == 1 && g.pad_right == 1 &&
+         g.group == 1 && g.in_h % 2 == 0 && g.in_w % 8 == 0 && g.in_h > 0 && g.out_h == g.in_h && g.out_w == g.in_w;
+}
+
+// run_qconv_tiles for winograd_geometry: per block of 16 output tiles (2x2 pixels each), the
+// input transform, 16 micro-kernel calls per 4 output channels (one per position), and the
+// output transform, which hands each unit of 4 tiles to `store` as two groups of 8 pixels.
+template <typename Store>
+void run_qconv_winograd_tiles(const QConvPlan& p, const ConvGeometry& g, const Tensor& x, Store store) {
+  const WinogradS16Weights& w = *p.winograd;
+  ConvGeometry split = g;  // the direct kernel's copy with 2 column phases: the column parities
+  split.stride_w = 2;
+  const ConvBufferLayout l = conv_buffer_layout(split);
+  const ConvBufferUse use = conv_buffer_use(split, l);
+  std::vector<int16_t>& buffer = scratch();
+  buffer.assign(static_cast<size_t>(2 * (p.channel_pairs * l.pairs() + 2 * kGroupPixels)), 0);  // padding = 0
+  thread_local std::vector<int16_t> transformed;
+  transformed.assign(static_cast<size_t>(kWinogradPositions * p.channel_pairs * kWinogradBlockTiles * 2), 0);
+
+  const WinogradInputLayout in{p.channel_pairs, l.padded_h, l.phase_w, g.in_w / 2, (g.in_h / 2) * (g.in_w / 2)};
+  std::vector<int32_t> offsets(static_cast<size_t>(p.channel_pairs));
+  for (int64_t j = 0; j < p.channel_pairs; ++j) offsets[j] = static_cast<int32_t>(j * kWinogradBlockTiles);
+  const auto input = p.kernels.avx2 ? winograd_s16_input_avx2 : winograd_s16_input_portable;
+  const auto output = p.kernels.avx2 ? winograd_s16_output_avx2 : winograd_s16_output_portable;
+  const int32_t zero_bias[kTileRows] = {};
+  alignas(32) int32_t products[kWinogradPositions * kTileRows * kWinogradBlockTiles];
+  alignas(32) int32_t units[4 * kTileRows * 2 * kGroupPixels];
+  const int64_t position_stride = 2 * p.channel_pairs * kWinogradBlockTiles;
+  for (int64_t n = 0; n < g.batch; ++n) {
+    const int64_t image = n * g.in_channels * g.in_h * g.in_w;
+    if (p.kernels.avx2 && p.x_type == DType::u8)
+      fill_winograd_buffer_avx2(x.data<uint8_t>() + image, g, l, p.channel_pairs, p.x_zero_point, buffer.data());
+    else if (p.kernels.avx2)
+      fill_winograd_buffer_avx2(x.data<int8_t>() + image, g, l, p.channel_pairs, p.x_zero_point, buffer.data());
+    else
+      fill_conv_buffer(p, split, l, use, x, n, buffer.data());
+    for (int64_t first = 0; first < in.tiles; first += kWinogradBlockTiles) {
+      input(buffer.data(), in, first, transformed.data());
+      for (int64_t row_tile = 0; row_tile < w.row_tiles; ++row_tile) {
+        for (int pos = 0; pos < kWinogradPositions; ++pos) {
+          const int16_t* v = transformed.data() + pos * position_stride;
+          p.kernels.tile(w.channel_pairs, w.at(pos, row_tile), offsets.data(), v, v + 2 * kGroupPixels, zero_bias,
+                         products + pos * kTileRows * kWinogradBlockTiles);
+        }
+        output(products, p.weights.bias.data() + row_tile * kTileRows, units);
+        for (int u = 0; u < 4 && first + 4 * u < in.tiles; ++u) {
+          const int64_t t = first + 4 * u, ty = t / in.tiles_w, tx = t % in.tiles_w;
+          const PixelGroup upper{0, 2 * ty * g.out_w + 2 * tx, kGroupPixels};
+          const PixelGroup lower{0, (2 * ty + 1) * g.out_w + 2 * tx, kGroupPixels};
+          store(n, row_tile, upper, lower, units + u * kTileRows * 2 * kGroupPixels);
+        }
+      }
+    }
+  }
+}
+
 // Computes every tile of the convolution of x (geometry g, qconv_fits) and hands it to
 // `store(n, tile, group0, group1, acc)`, which writes image n's outputs.
 template <typename Store>
 void run_qconv_tiles(const QConvPlan& p, const ConvGeometry& g, const Tensor& x, Store store) {
+  if (p.winograd && winograd_geometry(g)) return run_qconv_winograd_tiles(p, g, x, store);
   const ConvBufferLayout l = conv_buffer_layout(g);
   // Offsets of each k-pair, in the packing order j = (ky * kernel_w + kx) * channel_pairs + cp.
   std::vector<int32_t> offsets(static_cast<size_t>(p.weights.k_pairs));
@@ -285,21 +396,7 @@ void run_qconv_tiles(const QConvPlan& p, const ConvGeometry& g, const Tensor& x,
   std::vector<int16_t>& buffer = scratch();
   buffer.assign(static_cast<size_t>(2 * (p.channel_pairs * l.pairs() + 2 * kGroupPixels)), 0);  // padding = 0
   for (int64_t n = 0; n < g.batch; ++n) {
-    const int64_t image = n * g.in_channels * g.in_h * g.in_w;
-    if (n + 1 < g.batch)  // the next image is in L3 by now (the previous layer wrote the whole batch)
-      for (int64_t byte = 0; byte < g.in_channels * g.in_h * g.in_w; byte += 64)
-        __builtin_prefetch(x.bytes.data() + image + g.in_channels * g.in_h * g.in_w + byte);
-    const bool avx2 = p.kernels.avx2 && g.stride_w <= 2;
-    if (p.x_type == DType::u8 && avx2)
-      fill_conv_buffer_avx2(x.data<uint8_t>() + image, x.data<uint8_t>() + x.numel(), g, l, use, p.channel_pairs,
-                            p.x_zero_point, buffer.data());
-    else if (p.x_type == DType::u8)
-      fill_conv_buffer_portable(x.data<uint8_t>() + image, g, l, use, p.channel_pairs, p.x_zero_point, buffer.data());
-    else if (avx2)
-      fill_conv_buffer_avx2(x.data<int8_t>() + image, x.data<int8_t>() + x.numel(), g, l, use, p.channel_pairs,
-                            p.x_zero_point, buffer.data());
-    else
-      fill_conv_buffer_portable(x.data<int8_t>() + image, g, l, use, p.channel_pairs, p.x_zero_point, buffer.data());
+    fill_conv_buffer(p, g, l, use, x, n, buffer.data());
     run_tiles(p.kernels, p.weights, offsets, groups, buffer.data(),
               [&](int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
                 store(n, tile, g0, g1, acc);
@@ -618,6 +715,13 @@ std::shared_ptr<const QConvPlan> make_qconv_plan(const Node& node, const Graph& 
     return v - q.w_zero_point[m];
   };
   plan->weights = pack_weights(w.shape[0], kh * kw * cp_count, depth_of, weight, q.bias, q.out.multiplier);
+  // Winograd weights only for convs whose attributes give winograd_geometry on some input.
+  if (kh == 3 && kw == 3 && winograd_s16_exact(channels) &&
+      winograd_geometry(conv_geometry(node, {1, channels, 8, 8}, w.shape)))
+    plan->winograd = std::make_shared<const WinogradS16Weights>(
+        pack_winograd_s16(w.shape[0], channels, [&](int64_t m, int64_t c, int ky, int kx) {
+          return weight(m, (c * kh + ky) * kw + kx);
+        }));
   return plan;
 }
 

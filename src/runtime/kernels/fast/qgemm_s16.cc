@@ -56,10 +56,6 @@ RowRequant make_row_requant(integer::FixedPointMultiplier m) {
 
 // ---- AVX2 ------------------------------------------------------------------------------------
 
-namespace {
-
-}  // namespace
-
 __attribute__((target("avx2"))) void store_tile_avx2(const int32_t* acc, const RowRequant* rows,
                                                      const OutputClamp& clamp, const TileDestination& dst) {
   const __m256i zp = _mm256_set1_epi32(clamp.zero_point);
@@ -82,6 +78,11 @@ __attribute__((target("avx2"))) void store_tile_avx2(const int32_t* acc, const R
     if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels &&
         dst.group_out[1] == dst.group_out[0] + kGroupPixels) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
+      continue;
+    }
+    if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels) {  // e.g. two output rows
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[1]), _mm_unpackhi_epi64(bytes, bytes));
       continue;
     }
     alignas(16) uint8_t tmp[16];
