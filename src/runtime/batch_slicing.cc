@@ -3,6 +3,8 @@
 #include <set>
 #include <string>
 
+#include "runtime/integer/params.h"
+
 namespace qplay {
 namespace {
 
@@ -57,7 +59,7 @@ std::optional<int64_t> batch_separable_rank(const Node& node, const std::vector<
   const std::string& op = node.op_type;
   const int64_t x_rank = batched(in, 0) ? in[0].rank : -1;
 
-  if (node.domain == "qplay") {
+  if (node.domain == integer::kDomain) {
     // Integer mode (runtime/integer/params.h): x / a is input 0, everything else but QAdd's b is
     // a constant (weights, scales, zero points, bias).
     if (op == "QConv" || op == "QAveragePool" || op == "QGlobalAveragePool")

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "runtime/batch_slicing.h"
+#include "runtime/integer/params.h"
 #include "runtime/kernels/fast/integer_providers.h"
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/thread_pool.h"
@@ -44,7 +45,7 @@ bool overwrites_outputs(const Node& node) {
                                             "Transpose"};
   // Integer mode's ops (runtime/integer/ops.cc and their fast kernels) write every output element too.
   static const std::set<std::string> integer_ops = {"QConv", "QGemm", "QAdd", "QAveragePool", "QGlobalAveragePool"};
-  if (node.domain == "qplay") return integer_ops.count(node.op_type) != 0;
+  if (node.domain == integer::kDomain) return integer_ops.count(node.op_type) != 0;
   return node.domain.empty() && ops.count(node.op_type) != 0;
 }
 
@@ -294,7 +295,7 @@ Executor::Executor(std::shared_ptr<const Graph> graph, ExecutorOptions options)
 
   // Integer fusion: qplay.QConv -> qplay.QAdd (a residual block of a lowered graph), the conv's output read only by
   // the Add and the other addend available when the conv runs. The kernel reads the conv's inputs, then the Add's.
-  auto is_integer_op = [&](int r, const char* op) { return r >= 0 && g.nodes[r].op_type == op && g.nodes[r].domain == "qplay"; };
+  auto is_integer_op = [&](int r, const char* op) { return r >= 0 && integer::is_integer_op(g.nodes[r], op); };
   for (size_t i = 0; i < n; ++i) {
     if (!is_integer_op(static_cast<int>(i), "QConv") || folded_[i] || absorbed_[i] || node_outputs_[i].size() != 1 ||
         node_inputs_[i].size() > fast::kQConvAddInputs)

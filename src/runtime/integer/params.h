@@ -25,6 +25,11 @@ namespace qplay::integer {
 // Domain of the integer ops in the op table and in lowered graphs.
 inline constexpr const char* kDomain = "qplay";
 
+// True for the integer op `op_type` of domain kDomain.
+inline bool is_integer_op(const Node& node, const char* op_type) {
+  return node.op_type == op_type && node.domain == kDomain;
+}
+
 // Eq. (8): y = clamp(zero_point + round(acc * multiplier[c]), lo, hi).
 struct OutputStage {
   DType dtype = DType::u8;  // u8 or i8: the output zero point's type

@@ -684,8 +684,6 @@ bool constant_inputs(const Node& node, const Graph& graph, std::initializer_list
   return true;
 }
 
-bool is_integer_op(const Node& node, const char* op_type) { return node.op_type == op_type && node.domain == kDomain; }
-
 std::shared_ptr<const QConvPlan> make_qconv_plan(const Node& node, const Graph& graph) {
   if (!is_integer_op(node, "QConv") || node.attr_int("group", 1) != 1) return nullptr;
   Inputs constants;

@@ -11,7 +11,7 @@ namespace qplay::fast {
 
 bool winograd_s16_exact(int64_t channels) { return channels > 0 && 4 * 9 * channels * 255 * 255 < (int64_t{1} << 31); }
 
-WinogradS16Weights pack_winograd_s16(int64_t rows, int64_t channels, const WinogradWeightAt &weight) {
+WinogradS16Weights pack_winograd_s16(int64_t rows, int64_t channels, const WinogradWeightAt& weight) {
   static constexpr int kG[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};  // G' = 2 G
   WinogradS16Weights p;
   p.rows = rows;
@@ -29,9 +29,7 @@ WinogradS16Weights pack_winograd_s16(int64_t rows, int64_t channels, const Winog
         for (int b = 0; b < 4; ++b) {
           const int64_t u = left[a][0] * kG[b][0] + left[a][1] * kG[b][1] + left[a][2] * kG[b][2];
           if (u < std::numeric_limits<int16_t>::min() || u > std::numeric_limits<int16_t>::max())
-            throw Error(
-                "Winograd weight transform out of int16 range (weight "
-                "minus zero point too large)");
+            throw Error("Winograd weight transform out of int16 range (weight minus zero point too large)");
           const int64_t at = (((a * 4 + b) * p.row_tiles + m / 4) * p.channel_pairs + c / 2) * 8 + (m % 4) * 2 + c % 2;
           p.data[static_cast<size_t>(at)] = static_cast<int16_t>(u);
         }
@@ -39,19 +37,18 @@ WinogradS16Weights pack_winograd_s16(int64_t rows, int64_t channels, const Winog
   return p;
 }
 
-// ---- input transform: V = B^T d B
-// ------------------------------------------------------------
+// ---- input transform: V = B^T d B ------------------------------------------------------------
 
-void winograd_s16_input_portable(const int16_t *buffer, const WinogradInputLayout &l, int64_t first_tile, int16_t *v) {
+void winograd_s16_input_portable(const int16_t* buffer, const WinogradInputLayout& l, int64_t first_tile, int16_t* v) {
   const int64_t parity_plane = l.padded_h * l.phase_w;  // pairs per channel pair and parity
   const int64_t last = std::min(first_tile + kWinogradBlockTiles, l.tiles);
   for (int64_t t = first_tile; t < last; ++t) {
     const int64_t ty = t / l.tiles_w, tx = t % l.tiles_w, slot = t - first_tile;
     for (int64_t cp = 0; cp < l.channel_pairs; ++cp) {
-      // Tile (ty, tx) reads padded rows 2ty..2ty+3 and columns 2tx..2tx+3: even
-      // columns q = tx, tx + 1 of parity 0, odd ones of parity 1.
-      const int16_t *even = buffer + 2 * ((2 * cp) * parity_plane + 2 * ty * l.phase_w + tx);
-      const int16_t *odd = even + 2 * parity_plane;
+      // Tile (ty, tx) reads padded rows 2ty..2ty+3 and columns 2tx..2tx+3: the even ones are
+      // q = tx and tx + 1 of parity 0, the odd ones the same q of parity 1.
+      const int16_t* even = buffer + 2 * ((2 * cp) * parity_plane + 2 * ty * l.phase_w + tx);
+      const int16_t* odd = even + 2 * parity_plane;
       for (int lane = 0; lane < 2; ++lane) {
         int32_t d[4][4], s[4][4];
         for (int i = 0; i < 4; ++i) {
@@ -77,19 +74,18 @@ void winograd_s16_input_portable(const int16_t *buffer, const WinogradInputLayou
 }
 
 namespace {
-__attribute__((target("avx2"))) inline __m256i load_two_units(const int16_t *base, int64_t unit0, int64_t unit1) {
+__attribute__((target("avx2"))) inline __m256i load_two_units(const int16_t* base, int64_t unit0, int64_t unit1) {
   return _mm256_inserti128_si256(
-      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(base + unit0))),
-      _mm_loadu_si128(reinterpret_cast<const __m128i *>(base + unit1)), 1);
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + unit0))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + unit1)), 1);
 }
 }  // namespace
 
-// Two units (8 tiles) at a time: each unit's 4 tiles read 4 consecutive pairs
-// per padded row and parity, so a row of the 4x4 input tiles of 8 tiles is two
-// 16-byte loads per column. Units past the last tile repeat the previous unit
-// (their results are not stored).
-__attribute__((target("avx2"))) void winograd_s16_input_avx2(const int16_t *buffer, const WinogradInputLayout &l,
-                                                             int64_t first_tile, int16_t *v) {
+// Two units (8 tiles) at a time: each unit's 4 tiles read 4 consecutive pairs per padded row and
+// parity, so a row of the 4x4 input tiles of 8 tiles is two 16-byte loads per column. Units past
+// the last tile repeat the previous unit (their results are not stored).
+__attribute__((target("avx2"))) void winograd_s16_input_avx2(const int16_t* buffer, const WinogradInputLayout& l,
+                                                             int64_t first_tile, int16_t* v) {
   const int64_t parity_plane = l.padded_h * l.phase_w;
   for (int half = 0; half < 2; ++half) {
     const int64_t t0 = first_tile + 8 * half;
@@ -98,8 +94,8 @@ __attribute__((target("avx2"))) void winograd_s16_input_avx2(const int16_t *buff
     const int64_t unit0 = 2 * (2 * (t0 / l.tiles_w) * l.phase_w + t0 % l.tiles_w);
     const int64_t unit1 = 2 * (2 * (t1 / l.tiles_w) * l.phase_w + t1 % l.tiles_w);
     for (int64_t cp = 0; cp < l.channel_pairs; ++cp) {
-      const int16_t *even = buffer + 2 * (2 * cp) * parity_plane;
-      const int16_t *odd = even + 2 * parity_plane;
+      const int16_t* even = buffer + 2 * (2 * cp) * parity_plane;
+      const int16_t* odd = even + 2 * parity_plane;
       __m256i s[4][4];
       for (int i = 0; i < 4; ++i) {
         const int64_t row = 2 * i * l.phase_w;
@@ -111,26 +107,24 @@ __attribute__((target("avx2"))) void winograd_s16_input_avx2(const int16_t *buff
         s[i][2] = _mm256_sub_epi16(d2, d1);
         s[i][3] = _mm256_sub_epi16(d1, d3);
       }
-      int16_t *out = v + 2 * (cp * kWinogradBlockTiles + 8 * half);
+      int16_t* out = v + 2 * (cp * kWinogradBlockTiles + 8 * half);
       const int64_t position_stride = 2 * l.channel_pairs * kWinogradBlockTiles;
       for (int b = 0; b < 4; ++b) {
         const __m256i col[4] = {_mm256_sub_epi16(s[0][b], s[2][b]), _mm256_add_epi16(s[1][b], s[2][b]),
                                 _mm256_sub_epi16(s[2][b], s[1][b]), _mm256_sub_epi16(s[1][b], s[3][b])};
         for (int a = 0; a < 4; ++a)
-          _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + (a * 4 + b) * position_stride), col[a]);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (a * 4 + b) * position_stride), col[a]);
       }
     }
   }
 }
 
-// ---- output transform: Y = A^T M A / 4 + bias
-// --------------------------------------------------
+// ---- output transform: Y = A^T M A / 4 + bias --------------------------------------------------
 
-void winograd_s16_output_portable(const int32_t *products, const int32_t *bias, int32_t *units) {
+void winograd_s16_output_portable(const int32_t* products, const int32_t* bias, int32_t* units) {
   for (int r = 0; r < 4; ++r)
     for (int slot = 0; slot < kWinogradBlockTiles; ++slot) {
-      // uint32: the sums are exact modulo 2^32 (see the header), and wrap
-      // without UB.
+      // uint32: the sums are exact modulo 2^32 (see the header), and wrap without UB.
       uint32_t m[4][4], p[4][2];
       for (int a = 0; a < 4; ++a)
         for (int b = 0; b < 4; ++b) m[a][b] = static_cast<uint32_t>(products[(a * 4 + b) * 64 + r * 16 + slot]);
@@ -148,18 +142,18 @@ void winograd_s16_output_portable(const int32_t *products, const int32_t *bias, 
     }
 }
 
-__attribute__((target("avx2"))) void winograd_s16_output_avx2(const int32_t *products, const int32_t *bias,
-                                                              int32_t *units) {
+__attribute__((target("avx2"))) void winograd_s16_output_avx2(const int32_t* products, const int32_t* bias,
+                                                              int32_t* units) {
   for (int r = 0; r < 4; ++r) {
     const __m256i b = _mm256_set1_epi32(bias[r]);
     for (int half = 0; half < 2; ++half) {
       __m256i p[4][2];
       for (int a = 0; a < 4; ++a) {
-        const int32_t *row = products + a * 4 * 64 + r * 16 + half * 8;
-        const __m256i m0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(row));
-        const __m256i m1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + 64));
-        const __m256i m2 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + 128));
-        const __m256i m3 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + 192));
+        const int32_t* row = products + a * 4 * 64 + r * 16 + half * 8;
+        const __m256i m0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
+        const __m256i m1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 64));
+        const __m256i m2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 128));
+        const __m256i m3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 192));
         p[a][0] = _mm256_add_epi32(_mm256_add_epi32(m0, m1), m2);
         p[a][1] = _mm256_sub_epi32(_mm256_sub_epi32(m1, m2), m3);
       }
@@ -171,13 +165,12 @@ __attribute__((target("avx2"))) void winograd_s16_output_avx2(const int32_t *pro
             _mm256_add_epi32(_mm256_srai_epi32(_mm256_sub_epi32(_mm256_sub_epi32(p[1][q], p[2][q]), p[3][q]), 2), b);
       }
       for (int row = 0; row < 2; ++row) {
-        // Lanes 0-3 are unit 2 half, lanes 4-7 unit 2 half + 1; pixels
-        // alternate columns 0 and 1.
+        // Lanes 0-3 are unit 2 half, lanes 4-7 unit 2 half + 1; pixels alternate columns 0 and 1.
         const __m256i lo = _mm256_unpacklo_epi32(y[row][0], y[row][1]),
                       hi = _mm256_unpackhi_epi32(y[row][0], y[row][1]);
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(units + (2 * half) * 64 + r * 16 + row * 8),
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(units + (2 * half) * 64 + r * 16 + row * 8),
                             _mm256_permute2x128_si256(lo, hi, 0x20));
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(units + (2 * half + 1) * 64 + r * 16 + row * 8),
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(units + (2 * half + 1) * 64 + r * 16 + row * 8),
                             _mm256_permute2x128_si256(lo, hi, 0x31));
       }
     }
