@@ -206,10 +206,23 @@ Reevaluation reevaluate(const BaseCache& cache, const EditedGraph& edited, const
   sub->name = g.name + "_recompute";
   sub->opset = g.opset;
   sub->ir_version = g.ir_version;
+  // Nodes that read only checkpoints and constants (the DequantizeLinear of a cached addend) go
+  // first: a fused conv can then take such an addend although its node comes later in the
+  // model's order (the executor fuses an Add only with an addend ready before the conv).
+  const std::set<std::string> fed(plan.fed_values.begin(), plan.fed_values.end());
+  auto reads_only_fed = [&](int i) {
+    return std::all_of(g.nodes[i].inputs.begin(), g.nodes[i].inputs.end(),
+                       [&](const std::string& in) { return in.empty() || fed.count(in) || g.initializer(in); });
+  };
+  std::vector<int> order;
+  for (int i : plan.nodes)
+    if (reads_only_fed(i)) order.push_back(i);
+  for (int i : plan.nodes)
+    if (!reads_only_fed(i)) order.push_back(i);
   std::set<std::string> produced;
-  for (int i : plan.nodes) {
+  for (int i : plan.nodes) r.recomputed_nodes.push_back(g.nodes[i].name);
+  for (int i : order) {
     sub->nodes.push_back(g.nodes[i]);
-    r.recomputed_nodes.push_back(g.nodes[i].name);
     produced.insert(g.nodes[i].outputs.begin(), g.nodes[i].outputs.end());
     for (const auto& in : g.nodes[i].inputs)
       if (const Tensor* t = g.initializer(in)) sub->initializers[in] = *t;

@@ -159,6 +159,9 @@ TEST(EditReevaluate, BitExactAgainstFullRunFor200Images) {
       {set_scale("conv2d.weight_quantized", 0.0002)},                      // first layer
       {parse_bits_edit("activation_3=5"), bypass_edit("conv2d_4")},          // middle
       {set_scale("dense.weight_quantized", 0.03), bypass_edit("dense")},     // last
+      // Last stage: the residual Add's other addend is a cached checkpoint, whose
+      // DequantizeLinear the recomputation runs first so the conv -> Add fusion takes it.
+      {set_scale("conv2d_7.weight_quantized", 0.0016)},
       // Residual branch; with the same scale a zero point moves only the clipping bounds.
       {parse_set_edit("conv2d_2.zero_point=40")},
   };

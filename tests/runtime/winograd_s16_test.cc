@@ -1,11 +1,9 @@
-// The integer Winograd F(2x2, 3x3) pieces (runtime/kernels/fast/winograd_s16.h)
-// against a plain 3x3 convolution summed in int64: weight packing, input
-// transform, the micro-kernel per position and the output transform must give
-// the direct sums plus bias exactly, for the AVX2 and the portable transforms,
-// on random shapes and at the extremes the exactness argument allows
-// (|x - x_zp| = |w - w_zp| = 255 with the largest channel count
-// winograd_s16_exact accepts). The QConv kernels that use it are checked
-// against the reference in integer_kernels_test.cc.
+// The integer Winograd F(2x2, 3x3) pieces (runtime/kernels/fast/winograd_s16.h) against a plain 3x3
+// convolution summed in int64: weight packing, input transform, the micro-kernel per position and
+// the output transform must give the direct sums plus bias exactly, for the AVX2 and the portable
+// transforms, on random shapes and at the extremes the exactness argument allows: operands of
+// magnitude 255 with the largest channel count winograd_s16_exact accepts. The QConv kernels that
+// use it are checked against the reference in integer_kernels_test.cc.
 #include "runtime/kernels/fast/winograd_s16.h"
 
 #include <gtest/gtest.h>
@@ -23,9 +21,9 @@ struct Case {
   int64_t channels, rows, h, w;  // w % 8 == 0, h even
 };
 
-// Output (m, oy, ox) of a 3x3 convolution with padding 1: x[c][iy][ix] and
-// w[m][c][ky][kx] are already minus their zero points.
-int64_t direct_sum(const std::vector<int32_t> &x, const std::vector<int32_t> &w, const Case &cc, int64_t m, int64_t oy,
+// Output (m, oy, ox) of a 3x3 convolution with padding 1: x[c][iy][ix] and w[m][c][ky][kx] are
+// already minus their zero points.
+int64_t direct_sum(const std::vector<int32_t>& x, const std::vector<int32_t>& w, const Case& cc, int64_t m, int64_t oy,
                    int64_t ox) {
   int64_t sum = 0;
   for (int64_t c = 0; c < cc.channels; ++c)
@@ -38,16 +36,14 @@ int64_t direct_sum(const std::vector<int32_t> &x, const std::vector<int32_t> &w,
   return sum;
 }
 
-// Runs the Winograd pieces the way the QConv driver does and checks every
-// output.
-void check_case(const Case &cc, const std::vector<int32_t> &x, const std::vector<int32_t> &w,
-                const std::vector<int32_t> &bias, bool avx2, const std::string &what) {
+// Runs the Winograd pieces the way the QConv driver does and checks every output.
+void check_case(const Case& cc, const std::vector<int32_t>& x, const std::vector<int32_t>& w,
+                const std::vector<int32_t>& bias, bool avx2, const std::string& what) {
   SCOPED_TRACE(what + (avx2 ? " avx2" : " portable"));
   const fast::WinogradS16Weights packed = fast::pack_winograd_s16(
       cc.rows, cc.channels,
       [&](int64_t m, int64_t c, int ky, int kx) { return w[((m * cc.channels + c) * 3 + ky) * 3 + kx]; });
-  // The parity-split padded copy, written element by element from its
-  // definition.
+  // The parity-split padded copy, written element by element from its definition.
   fast::WinogradInputLayout l{(cc.channels + 1) / 2, cc.h + 2, cc.w / 2 + 1, cc.w / 2, (cc.h / 2) * (cc.w / 2)};
   std::vector<int16_t> buffer(static_cast<size_t>(2 * l.channel_pairs * 2 * l.padded_h * l.phase_w + 64), 0);
   for (int64_t c = 0; c < cc.channels; ++c)
@@ -69,7 +65,7 @@ void check_case(const Case &cc, const std::vector<int32_t> &x, const std::vector
     (avx2 ? fast::winograd_s16_input_avx2 : fast::winograd_s16_input_portable)(buffer.data(), l, first, v.data());
     for (int64_t rt = 0; rt < packed.row_tiles; ++rt) {
       for (int pos = 0; pos < 16; ++pos) {
-        const int16_t *vp = v.data() + pos * l.channel_pairs * 32;
+        const int16_t* vp = v.data() + pos * l.channel_pairs * 32;
         k.tile(l.channel_pairs, packed.at(pos, rt), offsets.data(), vp, vp + 16, zero, products + pos * 64);
       }
       (avx2 ? fast::winograd_s16_output_avx2 : fast::winograd_s16_output_portable)(products,
@@ -93,13 +89,13 @@ TEST(WinogradS16, MatchesDirectSumsExactly) {
   const Case cases[] = {{1, 1, 2, 8},   {3, 16, 32, 32}, {16, 16, 8, 16}, {33, 21, 6, 16},
                         {64, 64, 8, 8}, {7, 5, 10, 24},  {2, 9, 4, 40}};
   std::uniform_int_distribution<int32_t> value(-255, 255);
-  for (const Case &cc : cases) {
+  for (const Case& cc : cases) {
     std::vector<int32_t> x(static_cast<size_t>(cc.channels * cc.h * cc.w)),
         w(static_cast<size_t>(cc.rows * cc.channels * 9));
     std::vector<int32_t> bias(static_cast<size_t>(cc.rows));
-    for (auto &e : x) e = value(rng);
-    for (auto &e : w) e = value(rng);
-    for (auto &b : bias) b = value(rng) * 4001;
+    for (auto& e : x) e = value(rng);
+    for (auto& e : w) e = value(rng);
+    for (auto& b : bias) b = value(rng) * 4001;
     std::ostringstream what;
     what << "c" << cc.channels << " m" << cc.rows << " " << cc.h << "x" << cc.w;
     check_case(cc, x, w, bias, false, what.str());
@@ -107,8 +103,8 @@ TEST(WinogradS16, MatchesDirectSumsExactly) {
   }
 }
 
-// The largest channel count it accepts, with every product at +-255 * 255 and
-// all of one sign: 4 Y is within 0.1% of 2^31 and must still come out exact.
+// The largest channel count it accepts, with every product at +-255 * 255 and all of one sign: 4 Y
+// is within 0.1% of 2^31 and must still come out exact.
 TEST(WinogradS16, ExactAtTheChannelLimit) {
   ASSERT_TRUE(fast::winograd_s16_exact(917));
   ASSERT_FALSE(fast::winograd_s16_exact(918));
