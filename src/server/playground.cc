@@ -305,6 +305,7 @@ Playground::Playground(PlaygroundOptions options) : options_(std::move(options))
   data_ = load_cifar10(options_.data.empty() ? default_test_sample_path() : options_.data);
   if (data_.size() == 0) throw Error(data_.source + ": the data set has no images");
   fs::create_directories(fs::path(options_.workspace) / "models");
+  workspace_lock_ = std::make_unique<WorkspaceLock>(options_.workspace);
 
   for (const auto& path : options_.models) {
     auto g = std::make_shared<const Graph>(load_onnx(path));

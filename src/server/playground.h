@@ -25,6 +25,7 @@
 #include "analysis/reevaluate.h"
 #include "io/cifar10.h"
 #include "runtime/executor.h"
+#include "server/workspace_lock.h"
 
 namespace qplay::server {
 
@@ -174,6 +175,7 @@ class Playground {
   const std::vector<int>& fp32_predictions() const;
 
   PlaygroundOptions options_;
+  std::unique_ptr<WorkspaceLock> workspace_lock_;  // released last, after the history's final save
   Dataset data_;
   std::atomic<bool> stopping_{false};
 

@@ -665,6 +665,31 @@ TEST(ServerHistoryTest, VersionsSurviveARestartAndCorruptHistoryIsMovedAside) {
   EXPECT_TRUE(aside);
 }
 
+// One server per workspace: a second Playground on it is refused with a message naming the
+// workspace and the holder, and nothing of the first one's history is touched; once the first is
+// gone the workspace is free again.
+TEST(ServerHistoryTest, ASecondServerOnTheSameWorkspaceIsRefused) {
+  const fs::path ws = fresh_dir("lock");
+  int64_t id = 0;
+  {
+    Playground first(test_options(ws.string()));
+    const int64_t base = first.session_json()["models"][1]["base_version"];
+    id = first.create_version({{"parent", base}, {"edits", {"activation_2.scale=0.07"}}})["id"];
+    try {
+      Playground second(test_options(ws.string()));
+      FAIL() << "a second server on the same workspace was accepted";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("in use by another qplay serve"), std::string::npos) << what;
+      EXPECT_NE(what.find(ws.string()), std::string::npos) << what;
+      EXPECT_NE(what.find("pid " + std::to_string(getpid())), std::string::npos) << what;
+    }
+    EXPECT_EQ(first.version_json(id)["edits"], json({"--set activation_2.scale=0.07"}));
+  }
+  Playground again(test_options(ws.string()));
+  EXPECT_EQ(again.version_json(id)["edits"], json({"--set activation_2.scale=0.07"}));
+}
+
 // The command: `qplay serve --port 0` prints the port it really got, serves, and stops cleanly on SIGTERM.
 TEST(ServerCliTest, ServePrintsTheRealPortAndStopsOnSigterm) {
   const fs::path dir = fresh_dir("cli");
