@@ -12,6 +12,7 @@
 #include "analysis/compare.h"
 #include "analysis/histogram.h"
 #include "analysis/layers.h"
+#include "analysis/mode_compare.h"
 #include "analysis/reevaluate.h"
 #include "analysis/residuals.h"
 #include "analysis/sensitivity.h"
@@ -41,6 +42,10 @@ nlohmann::json edit_evaluation_json(const Reevaluation& before, const Reevaluati
 // `fp32_model`: the path of the FP32 model the study was given (null in the JSON without one).
 nlohmann::json residuals_json(const ResidualStudy& s, const std::string& model, const std::string& data,
                               const std::string& fp32_model = "");
+// `qplay compare-modes`: simulate against integer mode per layer (docs/ANALYSIS.md).
+nlohmann::json mode_comparison_json(const ModeComparison& c, const std::string& model, const std::string& data);
+std::string mode_comparison_text(const nlohmann::json& report);
+
 nlohmann::json sensitivity_json(const Sensitivity& s, const std::string& fp32, const std::string& quantized,
                                 const std::string& data);
 

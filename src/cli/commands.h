@@ -12,6 +12,7 @@ namespace qplay::cli {
 void add_info_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
+void add_compare_modes_command(CLI::App& app);
 void add_histogram_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   qplay::cli::add_info_command(app);
   qplay::cli::add_eval_command(app);
   qplay::cli::add_compare_command(app);
+  qplay::cli::add_compare_modes_command(app);
   qplay::cli::add_histogram_command(app);
   qplay::cli::add_bench_command(app);
   qplay::cli::add_quantize_command(app);
