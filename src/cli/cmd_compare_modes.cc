@@ -23,7 +23,7 @@ void add_compare_modes_command(CLI::App& app) {
   cmd->add_option("quantized", opt->quantized, "quantized ONNX model (QDQ or QOperator)")->required();
   cmd->add_option("--data", opt->data,
                   "CIFAR-10 batch file or cifar-10-batches-bin folder (default: the shipped 1,000-image sample)");
-  cmd->add_option("--limit", opt->limit, "only the first N images")->check(CLI::PositiveNumber);
+  cmd->add_option("--limit", opt->limit, "only the first N images")->check(CLI::Range(1, 100000000));
   cmd->add_option("--threads", opt->threads, "worker threads")->check(CLI::Range(1, 256));
   cmd->add_flag("--json", opt->json, "print JSON");
   cmd->callback([opt] {
