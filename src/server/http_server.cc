@@ -212,6 +212,9 @@ void HttpServer::add_routes() {
   get(R"(/api/models/([^/]+)/graph)",
       [&pg](const httplib::Request& req, auto& res) { send_json(res, pg.graph_json(req.matches[1])); });
 
+  get(R"(/api/models/([^/]+)/modes)",
+      [&pg](const httplib::Request& req, auto& res) { send_json(res, pg.mode_comparison(req.matches[1])); });
+
   get("/api/versions", [&pg](const auto&, auto& res) { send_json(res, pg.versions_json()); });
   post("/api/versions",
        [&pg](const httplib::Request& req, auto& res) { send_json(res, pg.create_version(parse_body(req)), 201); });

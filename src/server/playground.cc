@@ -913,6 +913,23 @@ json Playground::residuals(int64_t version, int64_t limit) const {
   return j;
 }
 
+json Playground::mode_comparison(const std::string& model_id) {
+  std::shared_ptr<const ModelEntry> model;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    model = model_locked(model_id);
+  }
+  if (model->kind != "quantized")
+    throw HttpError(400, "model '" + model->id + "' is FP32: simulate and integer mode differ only for quantized models");
+  const auto simulate = cache_of(model->id);
+  const auto integer = simulate ? integer_cache_of(*model) : nullptr;
+  if (!simulate || !integer)
+    throw HttpError(503, "the cache of model '" + model->id + "' is still being built; try again shortly");
+  json j = mode_comparison_json(compare_modes(*simulate, *integer), model->path, data_.source);
+  j["model_id"] = model->id;
+  return j;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Images and inference
 

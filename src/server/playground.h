@@ -123,6 +123,9 @@ class Playground {
   // The edited model as ONNX bytes and a file name for it.
   std::pair<std::string, std::string> export_onnx(int64_t version) const;
   nlohmann::json residuals(int64_t version, int64_t limit) const;
+  // compare_modes of a quantized model over the cached images (builds its integer cache on first
+  // use); 503 while its simulate cache is being built.
+  nlohmann::json mode_comparison(const std::string& model);
 
   nlohmann::json images_json(int64_t offset, int64_t limit) const;
   std::string image_png(int64_t index) const;

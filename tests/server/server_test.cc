@@ -423,6 +423,22 @@ TEST_F(ServerTest, ResidualsMatchTheCliShape) {
   EXPECT_LT(r["adds"][0]["against_fp32"]["sqnr_db"].get<double>(), r["adds"][0]["requantization"]["sqnr_db"].get<double>());
 }
 
+// Simulate against integer mode for a served quantized model: the CLI's shape over the cached
+// images; an FP32 model and an unknown one are refused.
+TEST_F(ServerTest, ModeComparisonOfAQuantizedModel) {
+  const json m = get_json("/api/models/resnet8_uint8/modes");
+  EXPECT_EQ(m["model_id"], "resnet8_uint8");
+  EXPECT_EQ(m["images"], kCacheImages);
+  EXPECT_LE(m["top1_agreement"].get<int64_t>(), kCacheImages);
+  EXPECT_GE(m["top1_agreement"].get<int64_t>(), kCacheImages - 1);
+  ASSERT_GE(m["layers"].size(), 12u);
+  EXPECT_EQ(m["layers"][0]["name"], "conv2d");
+  EXPECT_TRUE(m["layers"][0]["integer_vs_simulate"].contains("sqnr_db"));
+  EXPECT_NE(get_json("/api/models/resnet8_fp32/modes", 400)["error"].get<std::string>().find("FP32"),
+            std::string::npos);
+  get_json("/api/models/no_such_model/modes", 404);
+}
+
 TEST_F(ServerTest, EventStreamDeliversProgressAndFinalEvent) {
   const int64_t base = base_version("resnet8_int8");
   const json started = post_json("/api/jobs", {{"kind", "compare"}, {"version", base}, {"limit", 100}}, 202);

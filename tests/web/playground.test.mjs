@@ -267,6 +267,9 @@ test('playground in the browser', { timeout: 280_000 }, async (t) => {
       await go(`#/residuals?v=${baseVersion}`);
       await page.locator('[data-testid=residuals-table] tbody tr').first().waitFor();
       await shot('residuals');
+      await page.click('[data-nav=modes]');
+      await page.locator('[data-testid=modes-table] tbody tr').first().waitFor({ timeout: 60_000 });
+      await shot('modes');
       await page.click('[data-nav=sensitivity]');
       await page.fill('.head-actions input[type=number]', '50');
       await page.locator('.head-actions input[type=number]').press('Tab');

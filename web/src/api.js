@@ -54,6 +54,7 @@ function query(params) {
 export const api = {
   session: () => get('/api/session'),
   graph: (model) => get(`/api/models/${enc(model)}/graph`),
+  modes: (model) => get(`/api/models/${enc(model)}/modes`),
   uploadModel: (name, bytes) =>
     request('POST', `/api/models${query({ name })}`, {
       body: bytes,

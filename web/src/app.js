@@ -14,6 +14,7 @@ import { InferPage } from './views/infer.js';
 import { EditPage } from './views/edit.js';
 import { SensitivityPage } from './views/sensitivity.js';
 import { ResidualsPage } from './views/residuals.js';
+import { ModesPage } from './views/modes.js';
 import { QuantizePage } from './views/quantize.js';
 import { AccuracyPage } from './views/accuracy.js';
 import { ModelsPage } from './views/models.js';
@@ -27,6 +28,7 @@ const VIEWS = [
   { id: 'accuracy', label: 'Accuracy', icon: '✓', page: AccuracyPage, needsVersion: true },
   { id: 'sensitivity', label: 'Sensitivity', icon: '▥', page: SensitivityPage, needsVersion: true },
   { id: 'residuals', label: 'Residual Adds', icon: '⊕', page: ResidualsPage, needsVersion: true },
+  { id: 'modes', label: 'Simulate vs integer', icon: '≈', page: ModesPage, needsVersion: true },
   { id: 'quantize', label: 'Quantize', icon: '⚙', page: QuantizePage },
   { id: 'models', label: 'Models & versions', icon: '⊞', page: ModelsPage },
 ];
