@@ -532,9 +532,36 @@ void Playground::build_caches(std::vector<std::string> models) {
   }
 }
 
+void Playground::spawn_locked(std::function<void()> work) {
+  // A thread in exited_threads_ has released mu_ for the last time, so joining it here cannot wait on us.
+  for (auto it = threads_.begin(); it != threads_.end();) {
+    if (exited_threads_.erase(it->get_id())) {
+      it->join();
+      it = threads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  threads_.emplace_back([this, work = std::move(work)] {
+    struct Exit {
+      Playground* pg;
+      ~Exit() {
+        std::lock_guard<std::mutex> lock(pg->mu_);
+        pg->exited_threads_.insert(std::this_thread::get_id());
+      }
+    } exit{this};
+    work();
+  });
+}
+
+size_t Playground::unjoined_threads() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return threads_.size();
+}
+
 void Playground::start_cache_thread(std::vector<std::string> models) {
   std::lock_guard<std::mutex> lock(mu_);
-  threads_.emplace_back([this, models] { build_caches(models); });
+  spawn_locked([this, models] { build_caches(models); });
 }
 
 void Playground::wait_until_ready() const {
@@ -1350,7 +1377,7 @@ int64_t Playground::start_job(const json& request) {
   std::lock_guard<std::mutex> lock(mu_);
   job->id = next_job_++;
   jobs_[job->id] = job;
-  threads_.emplace_back([this, job] { run_job(job); });
+  spawn_locked([this, job] { run_job(job); });
   return job->id;
 }
 

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -143,6 +144,8 @@ class Playground {
 
   // Blocks until the background caches are built (tests; the server never waits).
   void wait_until_ready() const;
+  // Threads started and not joined yet: running ones and finished ones the next spawn joins (tests).
+  size_t unjoined_threads() const;
   const Dataset& data() const { return data_; }
   const std::string& workspace() const { return options_.workspace; }
   bool stopping() const { return stopping_; }
@@ -172,6 +175,8 @@ class Playground {
   void save_history_locked() const;
   void build_caches(std::vector<std::string> models);
   void start_cache_thread(std::vector<std::string> models);
+  // Runs `work` on a new thread in threads_, after joining the threads that have finished. Caller holds mu_.
+  void spawn_locked(std::function<void()> work);
   void run_job(std::shared_ptr<Job> job);
   nlohmann::json run_evaluate(Job& job, const Progress& progress);
   nlohmann::json run_quantize(Job& job, const Progress& progress);
@@ -205,6 +210,9 @@ class Playground {
   std::map<int64_t, std::shared_ptr<Job>> jobs_;
   int64_t next_job_ = 1;
   std::vector<std::thread> threads_;  // cache builders and jobs
+  // Threads whose work has returned: joined by the next spawn_locked (a finished thread keeps its
+  // stack until joined, so a long-running server would otherwise accumulate one per job).
+  std::set<std::thread::id> exited_threads_;
 
   mutable std::mutex fp32_mu_;  // the FP32 model's predictions over the data set, computed once
   mutable std::vector<int> fp32_predictions_;

@@ -439,6 +439,20 @@ TEST_F(ServerTest, ModeComparisonOfAQuantizedModel) {
   get_json("/api/models/no_such_model/modes", 404);
 }
 
+// Threads of finished jobs are joined when the next job starts: a long-running server does not
+// keep one unjoined thread (and its stack) per job it ever ran.
+TEST_F(ServerTest, FinishedJobThreadsAreJoined) {
+  const int64_t base = base_version("resnet8_int8");
+  auto run_one = [&] {
+    const json started = post_json("/api/jobs", {{"kind", "evaluate"}, {"version", base}, {"limit", 10}}, 202);
+    EXPECT_EQ(wait_for_job(started["id"].get<int64_t>())["state"], "done");
+  };
+  run_one();
+  const size_t before = playground_->unjoined_threads();
+  for (int i = 0; i < 12; ++i) run_one();
+  EXPECT_LE(playground_->unjoined_threads(), before + 1);  // the last job's, not 12 more
+}
+
 TEST_F(ServerTest, EventStreamDeliversProgressAndFinalEvent) {
   const int64_t base = base_version("resnet8_int8");
   const json started = post_json("/api/jobs", {{"kind", "compare"}, {"version", base}, {"limit", 100}}, 202);
