@@ -369,13 +369,14 @@ json sensitivity_json(const Sensitivity& s, const std::string& fp32, const std::
 json mode_comparison_json(const ModeComparison& c, const std::string& model, const std::string& data) {
   json layers = json::array();
   for (const auto& l : c.layers)
-    layers.push_back({{"name", l.layer},
-                      {"codes_value", l.codes_value},
-                      {"codes", l.codes},
-                      {"differing_codes", l.differing},
-                      {"differing_rate", l.codes ? static_cast<double>(l.differing) / static_cast<double>(l.codes) : 0.0},
-                      {"max_code_difference", l.max_code_difference},
-                      {"integer_vs_simulate", error_metrics_json(l.error)}});
+    layers.push_back(
+        {{"name", l.layer},
+         {"codes_value", l.codes_value},
+         {"codes", l.codes},
+         {"differing_codes", l.differing},
+         {"differing_rate", l.codes ? static_cast<double>(l.differing) / static_cast<double>(l.codes) : 0.0},
+         {"max_code_difference", l.max_code_difference},
+         {"integer_vs_simulate", error_metrics_json(l.error)}});
   return {{"model", model},
           {"data", data},
           {"images", c.images},
@@ -389,11 +390,11 @@ json mode_comparison_json(const ModeComparison& c, const std::string& model, con
 std::string mode_comparison_text(const json& j) {
   std::string s = fmt::format("model      {}\ndata       {} ({} images)\n", j["model"].get<std::string>(),
                               j["data"].get<std::string>(), j["images"].get<int64_t>());
-  s += fmt::format("accuracy   simulate {:.2f}%, integer {:.2f}%; top-1 agrees on {} of {} images; largest output "
-                   "difference {}\n",
-                   100.0 * j["simulate_accuracy"].get<double>(), 100.0 * j["integer_accuracy"].get<double>(),
-                   j["top1_agreement"].get<int64_t>(), j["images"].get<int64_t>(),
-                   cell(j["max_output_difference"], "{:.3g}"));
+  s += fmt::format(
+      "accuracy   simulate {:.2f}%, integer {:.2f}%; top-1 agrees on {} of {} images; largest output "
+      "difference {}\n",
+      100.0 * j["simulate_accuracy"].get<double>(), 100.0 * j["integer_accuracy"].get<double>(),
+      j["top1_agreement"].get<int64_t>(), j["images"].get<int64_t>(), cell(j["max_output_difference"], "{:.3g}"));
   s += "\nEach layer's output codes, integer mode against simulate mode (the reference); SQNR of the dequantized\n"
        "values, rmse/s in output-grid steps\n";
   s += fmt::format("{:<20} {:>12} {:>10} {:>9} {:>9} {:>9} {:>7}\n", "layer", "codes", "differing", "%", "max diff",
@@ -402,9 +403,8 @@ std::string mode_comparison_text(const json& j) {
     const json& e = L["integer_vs_simulate"];
     s += fmt::format("{:<20} {:>12} {:>10} {:>9.4f} {:>9} {:>9} {:>7}\n", L["name"].get<std::string>(),
                      L["codes"].get<int64_t>(), L["differing_codes"].get<int64_t>(),
-                     100.0 * L["differing_rate"].get<double>(),
-                     L["max_code_difference"].get<int64_t>(), cell(e["sqnr_db"], "{:.2f}"),
-                     cell(e["rmse_over_scale"], "{:.4f}"));
+                     100.0 * L["differing_rate"].get<double>(), L["max_code_difference"].get<int64_t>(),
+                     cell(e["sqnr_db"], "{:.2f}"), cell(e["rmse_over_scale"], "{:.4f}"));
   }
   return s;
 }

@@ -947,7 +947,8 @@ json Playground::mode_comparison(const std::string& model_id) {
     model = model_locked(model_id);
   }
   if (model->kind != "quantized")
-    throw HttpError(400, "model '" + model->id + "' is FP32: simulate and integer mode differ only for quantized models");
+    throw HttpError(400,
+                    "model '" + model->id + "' is FP32: simulate and integer mode differ only for quantized models");
   const auto simulate = cache_of(model->id);
   const auto integer = simulate ? integer_cache_of(*model) : nullptr;
   if (!simulate || !integer)
