@@ -949,12 +949,18 @@ json Playground::mode_comparison(const std::string& model_id) {
   if (model->kind != "quantized")
     throw HttpError(400,
                     "model '" + model->id + "' is FP32: simulate and integer mode differ only for quantized models");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = mode_comparisons_.find(model->id); it != mode_comparisons_.end()) return it->second;
+  }
   const auto simulate = cache_of(model->id);
   const auto integer = simulate ? integer_cache_of(*model) : nullptr;
   if (!simulate || !integer)
     throw HttpError(503, "the cache of model '" + model->id + "' is still being built; try again shortly");
   json j = mode_comparison_json(compare_modes(*simulate, *integer), model->path, data_.source);
   j["model_id"] = model->id;
+  std::lock_guard<std::mutex> lock(mu_);
+  mode_comparisons_[model->id] = j;
   return j;
 }
 

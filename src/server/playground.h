@@ -203,6 +203,8 @@ class Playground {
   std::map<std::string, std::string> cache_state_;                             // building | ready | failed: message
   std::mutex integer_caches_mu_;  // held while one is built (so it is built once)
   std::map<std::string, std::shared_ptr<const BaseCache>> integer_caches_;
+  // mode_comparison's answer per model: both caches are immutable once built, so it is computed once.
+  std::map<std::string, nlohmann::json> mode_comparisons_;
   mutable std::map<int64_t, std::shared_ptr<const VersionRuntime>> runtimes_;  // small, recently used
   mutable std::vector<int64_t> runtime_order_;
   mutable std::map<std::pair<int64_t, int64_t>, std::shared_ptr<const Comparison>> comparisons_;  // (version, image)
