@@ -18,6 +18,7 @@
 #include <cmath>
 #include <memory>
 
+#include "runtime/kernels/fast/padded_image.h"
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/kernels/fast/sgemm.h"
 #include "runtime/kernels/reference/common.h"
@@ -81,22 +82,9 @@ struct ConvPlan {
   std::vector<int64_t> k_off;  // row k = (ci, ky, kx): ci*hp*wp + ky*dil_h*wp + kx*dil_w
 };
 
-// Slack after the padded image: pack_strip's vector loads may read past the last tap they need.
-constexpr int64_t kPadSlack = 64;
-
-// X [C, H, W] -> the interior of the padded copy [C, hp, wp]. The border stays zero from the buffer's creation: each
-// thread keeps one buffer per padded geometry (scratch_for), written only here and only inside.
-__attribute__((target("avx2,fma"))) void pad_image(const float* x, const ConvPlan& p, const Conv2dGeometry& g,
-                                                   float* xp) {
-  const int64_t rows = p.c * p.h;
-  for (int64_t row = 0; row < rows; ++row) {
-    const int64_t ci = row / p.h, y = row - ci * p.h;
-    const float* src = x + row * p.w;
-    float* dst = xp + (ci * p.hp + g.pad_top + y) * p.wp + g.pad_left;
-    int64_t i = 0;
-    for (; i + 8 <= p.w; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
-    for (; i < p.w; ++i) dst[i] = src[i];
-  }
+// The padded image (padded_image.h) of a conv input.
+PaddedGeometry padded_geometry(const ConvPlan& p, const Conv2dGeometry& g) {
+  return {p.c, p.h, p.w, g.pad_top, g.pad_left, p.hp, p.wp};
 }
 
 // A run of output positions of one strip that share an output row.
@@ -320,25 +308,9 @@ __attribute__((target("avx2,fma"))) void conv_strips_avx2(const float* xp, const
   }
 }
 
-// Per-thread scratch: one strip's patches, and one zero-bordered padded image per geometry (the layers of a model).
-struct PaddedBuffer {
-  int64_t c, h, w, hp, wp, pad_top, pad_left;  // the whole geometry: another one's interior may be this one's border
-  std::vector<float> data;
-};
+// Per-thread scratch: one strip's patches (the padded images are padded_image.h's).
 struct Scratch {
   std::vector<float> panel;
-  std::vector<PaddedBuffer> padded;  // few: one per distinct conv input geometry
-  float* padded_for(const ConvPlan& p, const Conv2dGeometry& g) {
-    for (auto& b : padded)
-      if (b.c == p.c && b.h == p.h && b.w == p.w && b.hp == p.hp && b.wp == p.wp && b.pad_top == g.pad_top &&
-          b.pad_left == g.pad_left)
-        return b.data.data();
-    if (padded.size() >= 32) padded.erase(padded.begin());  // a model with many shapes: the oldest goes
-    // Zero-filled once, with slack after the image: pack_strip's vector loads may read past the last tap they need.
-    padded.push_back({p.c, p.h, p.w, p.hp, p.wp, g.pad_top, g.pad_left,
-                      std::vector<float>(static_cast<size_t>(p.c * p.hp * p.wp + kPadSlack), 0.0f)});
-    return padded.back().data.data();
-  }
 };
 
 Scratch& scratch_for(const ConvPlan& p) {
@@ -445,8 +417,8 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
   // or whole images. Each output element is computed by the same code whichever thread runs it.
   const int threads = intra_op_threads();
   if (threads > 1 && n == 1 && strips > 1) {
-    float* shared = scratch_for(p).padded_for(p, geo);
-    pad_image(xb, p, geo, shared);
+    float* shared = padded_buffer(padded_geometry(p, geo));
+    pad_image(xb, padded_geometry(p, geo), shared);
     const int64_t chunks = std::min<int64_t>(4 * threads, strips);  // small chunks: a busy helper takes fewer
     parallel_for(chunks, threads, [&](int64_t c) {
       Scratch& sc = scratch_for(p);
@@ -458,8 +430,8 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
   }
   parallel_for(n, threads, [&](int64_t i) {
     Scratch& sc = scratch_for(p);
-    float* padded = sc.padded_for(p, geo);
-    pad_image(xb + i * image_in, p, geo, padded);
+    float* padded = padded_buffer(padded_geometry(p, geo));
+    pad_image(xb + i * image_in, padded_geometry(p, geo), padded);
     image(i, 0, strips, padded, sc);
   });
   return true;

@@ -21,6 +21,7 @@
 #include <memory>
 
 #include "runtime/cpu_features.h"
+#include "runtime/kernels/fast/padded_image.h"
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/kernels/reference/common.h"
 #include "runtime/thread_pool.h"
@@ -190,31 +191,13 @@ __attribute__((target("avx2,fma"))) void transform_output_group(const float* mt,
   }
 }
 
-// Per-thread buffers: the padded image, and one block's transformed inputs and GEMM results.
+// Per-thread buffers: one block's transformed inputs and GEMM results (the padded images are padded_image.h's).
 struct Scratch {
-  std::vector<float> padded, v, m;
+  std::vector<float> v, m;
 };
 Scratch& scratch() {
   thread_local Scratch s;
   return s;
-}
-
-// X [C, H, W] -> padded [C, H + 2, W + 2] with a zero border (written every time: layers share the buffer).
-__attribute__((target("avx2,fma"))) void pad_image(const float* x, const Plan& p, float* xp) {
-  for (int64_t ci = 0; ci < p.c; ++ci) {
-    float* plane = xp + ci * p.hp * p.wp;
-    std::fill(plane, plane + p.wp, 0.0f);
-    std::fill(plane + (p.hp - 1) * p.wp, plane + p.hp * p.wp, 0.0f);
-    for (int64_t y = 0; y < p.h; ++y) {
-      const float* src = x + (ci * p.h + y) * p.w;
-      float* dst = plane + (y + 1) * p.wp;
-      dst[0] = 0.0f;
-      int64_t i = 0;
-      for (; i + 8 <= p.w; i += 8) _mm256_storeu_ps(dst + 1 + i, _mm256_loadu_ps(src + i));
-      for (; i < p.w; ++i) dst[1 + i] = src[i];
-      dst[p.w + 1] = 0.0f;
-    }
-  }
 }
 
 // Tiles [t0, t1) of one padded image (t0, t1 multiples of 8) -> their outputs in y.
@@ -290,14 +273,13 @@ bool run_winograd(const WinogradSetup& s, const Inputs& in, Tensor& out) {
   const int64_t image_in = p.c * p.h * p.w, image_out = p.m * p.h * p.w;
   const float* xb = x->data<float>();
   float* yb = out.data<float>();
+  const PaddedGeometry padded{p.c, p.h, p.w, 1, 1, p.hp, p.wp};
   const int threads = intra_op_threads();
   if (threads > 1 && n == 1 && p.tiles >= 16) {
     // One image over the intra-op threads: the caller pads it, each thread transforms its own tiles.
     p.block = std::min(p.block, std::max<int64_t>(8, p.tiles / (2 * threads) / 8 * 8));
-    Scratch& caller = scratch();
-    caller.padded.resize(static_cast<size_t>(p.c * p.hp * p.wp + 8));
-    pad_image(xb, p, caller.padded.data());
-    const float* shared = caller.padded.data();
+    float* shared = padded_buffer(padded);
+    pad_image(xb, padded, shared);
     const int64_t chunks = (p.tiles + p.block - 1) / p.block;
     e.residual = r ? r->data<float>() : nullptr;
     parallel_for(chunks, threads, [&](int64_t k) {
@@ -306,12 +288,11 @@ bool run_winograd(const WinogradSetup& s, const Inputs& in, Tensor& out) {
     return true;
   }
   parallel_for(n, threads, [&](int64_t i) {
-    Scratch& sc = scratch();
-    sc.padded.resize(static_cast<size_t>(p.c * p.hp * p.wp + 8));  // +8: the last run's loads read 2 floats past
-    pad_image(xb + i * image_in, p, sc.padded.data());
+    float* xp = padded_buffer(padded);  // kPaddedSlack covers the last run's loads, 2 floats past the image
+    pad_image(xb + i * image_in, padded, xp);
     Epilogue ei = e;
     ei.residual = r ? r->data<float>() + i * image_out : nullptr;
-    conv_tiles(sc.padded.data(), *u, p, 0, p.tiles, yb + i * image_out, ei, sc);
+    conv_tiles(xp, *u, p, 0, p.tiles, yb + i * image_out, ei, scratch());
   });
   return true;
 }
