@@ -332,7 +332,8 @@ void run_qconv_winograd_tiles(const QConvPlan& p, const ConvGeometry& g, const T
   std::vector<int16_t>& buffer = scratch();
   buffer.assign(static_cast<size_t>(2 * (p.channel_pairs * l.pairs() + 2 * kGroupPixels)), 0);  // padding = 0
   thread_local std::vector<int16_t> transformed;
-  transformed.assign(static_cast<size_t>(kWinogradPositions * p.channel_pairs * kWinogradBlockTiles * 2), 0);
+  // Slots past the last tile may hold an earlier call's values: their results are never stored.
+  transformed.resize(static_cast<size_t>(kWinogradPositions * p.channel_pairs * kWinogradBlockTiles * 2));
 
   const WinogradInputLayout in{p.channel_pairs, l.padded_h, l.phase_w, g.in_w / 2, (g.in_h / 2) * (g.in_w / 2)};
   std::vector<int32_t> offsets(static_cast<size_t>(p.channel_pairs));
