@@ -15,6 +15,7 @@
 #include "runtime/integer/params.h"
 #include "runtime/kernels/fast/integer_providers.h"
 #include "runtime/kernels/fast/qgemm_s16.h"
+#include "runtime/kernels/fast/requantize_avx2.h"
 #include "support/kernel_test_helpers.h"
 
 namespace qplay {
@@ -103,6 +104,49 @@ TEST(FixedPoint, VectorFormMatchesScalar) {
     fast::store_tile_portable(acc, &row, clamp, dst);
     ASSERT_EQ(0, std::memcmp(vec, scalar, 16)) << "m0 " << m.m0 << " shift " << m.shift;
   }
+}
+
+// Eq. (7a), QAdd's inputs in 32-bit arithmetic: every v in [-511, 511] against the exact rational
+// rounding of (v * 2^20) * M, at every shift it accepts, with extreme and random mantissas.
+__attribute__((target("avx2"))) void multiply_add_input_8(const int32_t* v, const integer::AddInputMultiplier& a,
+                                                          int32_t* out) {
+  const fast::AddInputVectors vectors = fast::broadcast_add_input(a);
+  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), fast::multiply_add_input_avx2(x, vectors));
+}
+
+TEST(FixedPoint, AddInputFormMatchesExactRounding) {
+  std::mt19937 rng(4);
+  std::uniform_int_distribution<int32_t> mantissa(1 << 30, INT32_MAX);
+  const bool avx2 = fast::select_qkernels().avx2;
+  int checked = 0;
+  for (int32_t shift = 10; shift <= 62; ++shift) {
+    std::vector<int32_t> mantissas = {1 << 30, INT32_MAX, (1 << 30) + 1, (1 << 30) | 0xFFFF, INT32_MAX - 0xFFFF};
+    for (int i = 0; i < 40; ++i) mantissas.push_back(mantissa(rng));
+    if (shift == 31) mantissas.push_back(0);  // quantize_multiplier's form of M < 2^-32
+    for (const int32_t m0 : mantissas) {
+      const FixedPointMultiplier m{m0, shift};
+      integer::AddInputMultiplier a;
+      if (!integer::add_input_multiplier(m, &a)) {
+        EXPECT_LT(shift, 31) << "refused shift " << shift;
+        continue;
+      }
+      EXPECT_GE(shift, 31);
+      alignas(32) int32_t lanes[8], vec[8];
+      for (int32_t v = -511; v <= 511; ++v) {
+        const int64_t want = exact_rounding(v * (1 << 20), m);
+        ASSERT_EQ(integer::multiply_add_input(v, a), want) << "v " << v << " m0 " << m0 << " shift " << shift;
+        lanes[(v + 511) % 8] = v;
+        if ((v + 511) % 8 == 7 && avx2) {
+          multiply_add_input_8(lanes, a, vec);
+          for (int k = 0; k < 8; ++k)
+            ASSERT_EQ(vec[k], exact_rounding(lanes[k] * (1 << 20), m)) << "AVX2, v " << lanes[k] << " m0 " << m0;
+        }
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 1000000);
 }
 
 // ---- tensors and graphs for the kernel tests -----------------------------------------------

@@ -1,5 +1,6 @@
 #include "runtime/integer/fixed_point.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 
@@ -21,5 +22,16 @@ FixedPointMultiplier quantize_multiplier(double real) {
 }
 
 double multiplier_value(FixedPointMultiplier m) { return std::ldexp(static_cast<double>(m.m0), -m.shift); }
+
+bool add_input_multiplier(FixedPointMultiplier m, AddInputMultiplier* out) {
+  if (m.shift < 31 || m.shift > 62 || m.m0 < 0) return false;
+  const int32_t p = m.shift - 20, t = std::min(16, p - 1);
+  out->high = m.m0 >> t;
+  out->low = m.m0 & ((1 << t) - 1);
+  out->low_shift = t;
+  out->rounding = 1 << (p - 1 - t);
+  out->shift = p - t;
+  return true;
+}
 
 }  // namespace qplay::integer

@@ -36,6 +36,29 @@ inline int64_t multiply_by_fixed_point(int32_t x, FixedPointMultiplier m) {
   return (product + (int64_t{1} << (m.shift - 1))) >> m.shift;
 }
 
+// Eq. (7) for a QAdd input, x = v * 2^20 with |v| < 512 (v = code - zero point, eq. 11), in    (7a)
+// 32-bit arithmetic: the vector kernels have no 32x32 -> 64-bit multiply on 8 lanes, and eq. (7)
+// costs them two 4-lane ones. With P = shift - 20 and m0 = high * 2^t + low, t = min(16, P - 1):
+//   floor((v 2^20 m0 + 2^(shift-1)) / 2^shift) = (v high + 2^(P-1-t) + floor(v low / 2^t)) >> (P - t)
+// Dividing by 2^20 first is exact; the rounding term 2^(P-1) is a multiple of 2^t, so it joins the
+// high part; flooring the low part by 2^t first changes nothing, since a floor by 2^P >= 2^t
+// follows. Every term stays below 2^31 when t >= 10, i.e. shift >= 31, which holds for QAdd's
+// input multipliers (at most 1/2, eq. 12); add_input_multiplier refuses any other.
+struct AddInputMultiplier {
+  int32_t high = 0, low = 0;
+  int32_t low_shift = 0;  // t
+  int32_t rounding = 0;   // 2^(P-1-t)
+  int32_t shift = 0;      // P - t
+};
+
+// False (and *out untouched) when m.shift < 31: (7a) would overflow; use eq. (7).
+bool add_input_multiplier(FixedPointMultiplier m, AddInputMultiplier* out);
+
+// multiply_by_fixed_point(v * 2^20, m) for |v| < 512, by (7a).
+inline int32_t multiply_add_input(int32_t v, const AddInputMultiplier& a) {
+  return (v * a.high + a.rounding + ((v * a.low) >> a.low_shift)) >> a.shift;
+}
+
 // Output stage of every integer kernel:                                                     (8)
 //   y = clamp(y_zp + round(acc * M), lo, hi)
 // lo/hi are the output type's range, lo raised to y_zp when a Relu is fused (eq. 9).

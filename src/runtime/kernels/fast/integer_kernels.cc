@@ -491,12 +491,15 @@ bool run_qgemm(const QGemmPlan& p, const Node& node, const Tensor& a, Tensor& y)
 
 // ---- QAdd (same shapes) --------------------------------------------------------------------
 
+static_assert(kAddLeftShift == 20, "eq. (7a) in fixed_point.h assumes QAdd's inputs are shifted by 2^20");
+
 struct QAddPlan {
   QAddQuant quant;
-  RowRequant a_requant, b_requant, out_requant;
+  integer::AddInputMultiplier a_input, b_input;  // eq. (7a) forms of quant's a and b multipliers
+  RowRequant out_requant;
   OutputClamp clamp;
   DType a_type = DType::u8, b_type = DType::u8;
-  bool avx2 = false;
+  bool avx2 = false;  // also false when a multiplier has no (7a) form (never for eq. 12's)
 };
 
 template <typename T>
@@ -508,23 +511,25 @@ __attribute__((target("avx2"))) inline __m256i load8_as_i32(const T* p) {
 // The constants of eq. (11)-(13) as vectors, broadcast once per kernel call.
 struct QAddVectors {
   __m256i a_zp, b_zp, y_zp, lo, hi;
-  RequantVectors a, b, out;
+  AddInputVectors a, b;
+  RequantVectors out;
 };
 
 __attribute__((target("avx2"))) inline QAddVectors broadcast_qadd(const QAddPlan& p) {
   return {_mm256_set1_epi32(p.quant.a_zero_point), _mm256_set1_epi32(p.quant.b_zero_point),
           _mm256_set1_epi32(p.clamp.zero_point),   _mm256_set1_epi32(p.clamp.lo),
-          _mm256_set1_epi32(p.clamp.hi),           broadcast_requant(p.a_requant),
-          broadcast_requant(p.b_requant),          broadcast_requant(p.out_requant)};
+          _mm256_set1_epi32(p.clamp.hi),           broadcast_add_input(p.a_input),
+          broadcast_add_input(p.b_input),          broadcast_requant(p.out_requant)};
 }
 
-// Eq. (11)-(13) on 8 lanes of codes (int32): the output codes, inside [lo, hi]. Always inlined:
-// as a call it cost a third of the fused conv store.
+// For callers not compiled for AVX2 (a struct of vectors goes by pointer, not by value).
+__attribute__((target("avx2"))) void broadcast_qadd_to(const QAddPlan& p, QAddVectors* v) { *v = broadcast_qadd(p); }
+
+// Eq. (11)-(13) on 8 lanes of codes (int32), the input terms by (7a): the output codes, inside
+// [lo, hi]. Always inlined: as a call it cost a third of the fused conv store.
 __attribute__((target("avx2"), always_inline)) inline __m256i qadd8_avx2(const QAddVectors& v, __m256i a, __m256i b) {
-  const __m256i a_shifted = _mm256_slli_epi32(_mm256_sub_epi32(a, v.a_zp), kAddLeftShift);
-  const __m256i b_shifted = _mm256_slli_epi32(_mm256_sub_epi32(b, v.b_zp), kAddLeftShift);
-  const __m256i sum =
-      _mm256_add_epi32(multiply_by_fixed_point_avx2(a_shifted, v.a), multiply_by_fixed_point_avx2(b_shifted, v.b));
+  const __m256i sum = _mm256_add_epi32(multiply_add_input_avx2(_mm256_sub_epi32(a, v.a_zp), v.a),
+                                       multiply_add_input_avx2(_mm256_sub_epi32(b, v.b_zp), v.b));
   const __m256i y = _mm256_add_epi32(multiply_by_fixed_point_avx2(sum, v.out), v.y_zp);
   return _mm256_min_epi32(_mm256_max_epi32(y, v.lo), v.hi);
 }
@@ -596,12 +601,11 @@ struct QConvAddPlan {
 // and go straight into eq. (11)-(13) with the addend.
 template <typename O, typename Y>
 __attribute__((target("avx2"))) void store_tile_add_avx2(const int32_t* acc, const RowRequant* rows,
-                                                         const OutputClamp& clamp, const QAddPlan& add_plan,
+                                                         const OutputClamp& clamp, const QAddVectors& add,
                                                          bool conv_is_a, const O* other, Y* out, int64_t row_stride,
                                                          int row_count, const PixelGroup* groups[2]) {
   const __m256i zp = _mm256_set1_epi32(clamp.zero_point);
   const __m256i lo = _mm256_set1_epi32(clamp.lo), hi = _mm256_set1_epi32(clamp.hi);
-  const QAddVectors add = broadcast_qadd(add_plan);
   for (int r = 0; r < row_count; ++r) {
     const RequantVectors requant = broadcast_requant(rows[r]);
     for (int k = 0; k < 2; ++k) {
@@ -634,10 +638,12 @@ void run_qconv_add(const QConvAddPlan& p, const ConvGeometry& g, const Tensor& x
   const O* other = addend.data<O>();
   Y* out = y.data<Y>();
   if (conv.kernels.avx2 && p.add->avx2) {
+    QAddVectors add;  // broadcast once per call, not per tile
+    broadcast_qadd_to(*p.add, &add);
     run_qconv_tiles(conv, g, x, [&](int64_t n, int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
       const int64_t first = (n * g.out_channels + tile * kTileRows) * out_plane;
       const PixelGroup* groups[2] = {&g0, &g1};
-      store_tile_add_avx2(acc, conv.weights.requant.data() + tile * kTileRows, conv.clamp, *p.add, p.conv_is_a,
+      store_tile_add_avx2(acc, conv.weights.requant.data() + tile * kTileRows, conv.clamp, add, p.conv_is_a,
                           other + first, out + first, out_plane,
                           static_cast<int>(std::min<int64_t>(kTileRows, conv.weights.rows - tile * kTileRows)), groups);
     });
@@ -730,13 +736,12 @@ std::shared_ptr<const QAddPlan> make_qadd_plan(const Node& node, const Graph& gr
   if (!constant_inputs(node, graph, {1, 2, 4, 5, 6, 7}, constants) || node.inputs.size() != 8) return nullptr;
   auto plan = std::make_shared<QAddPlan>();
   plan->quant = make_qadd_quant(node, constants);
-  plan->a_requant = make_row_requant(plan->quant.a_multiplier);
-  plan->b_requant = make_row_requant(plan->quant.b_multiplier);
   plan->out_requant = make_row_requant(plan->quant.out.multiplier[0]);
   plan->clamp = output_clamp(plan->quant.out);
   plan->a_type = constants[2]->dtype;
   plan->b_type = constants[5]->dtype;
-  plan->avx2 = select_qkernels().avx2;
+  plan->avx2 = select_qkernels().avx2 && integer::add_input_multiplier(plan->quant.a_multiplier, &plan->a_input) &&
+               integer::add_input_multiplier(plan->quant.b_multiplier, &plan->b_input);
   return plan;
 }
 

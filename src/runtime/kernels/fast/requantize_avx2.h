@@ -37,4 +37,21 @@ __attribute__((target("avx2"))) inline __m256i multiply_by_fixed_point_avx2(__m2
   return _mm256_sub_epi32(both, r.offset);
 }
 
+// Eq. (7a) on 8 lanes (integer::multiply_add_input), its constants broadcast once.
+struct AddInputVectors {
+  __m256i high, low, rounding;
+  __m128i low_shift, shift;
+};
+
+__attribute__((target("avx2"))) inline AddInputVectors broadcast_add_input(const integer::AddInputMultiplier& m) {
+  return {_mm256_set1_epi32(m.high), _mm256_set1_epi32(m.low), _mm256_set1_epi32(m.rounding),
+          _mm_cvtsi32_si128(m.low_shift), _mm_cvtsi32_si128(m.shift)};
+}
+
+__attribute__((target("avx2"))) inline __m256i multiply_add_input_avx2(__m256i v, const AddInputVectors& m) {
+  const __m256i low = _mm256_sra_epi32(_mm256_mullo_epi32(v, m.low), m.low_shift);
+  const __m256i high = _mm256_add_epi32(_mm256_mullo_epi32(v, m.high), m.rounding);
+  return _mm256_sra_epi32(_mm256_add_epi32(high, low), m.shift);
+}
+
 }  // namespace qplay::fast
