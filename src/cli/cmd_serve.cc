@@ -38,6 +38,7 @@ void add_serve_command(CLI::App& app) {
     std::string web;
     int threads = 2;
     int64_t cache_images = -1;
+    int64_t cache_budget_mb = 4096;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("serve", "The playground in the browser: web UI and JSON API (docs/API.md)");
@@ -57,6 +58,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--cache-images", opt->cache_images,
                   "images kept in the re-evaluation caches (default: the whole data set; ~130 KB each for ResNet-8)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--cache-budget-mb", opt->cache_budget_mb,
+                  "memory all re-evaluation caches may use together; past it the least recently used are dropped "
+                  "and rebuilt when needed (default 4096; 0: no limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   cmd->callback([opt] {
     if (opt->port < 0 || opt->port > 65535) throw Error("--port " + std::to_string(opt->port) + " is outside 0..65535");
     server::PlaygroundOptions po;
@@ -69,6 +74,7 @@ void add_serve_command(CLI::App& app) {
     po.workspace = opt->workspace;
     po.threads = opt->threads;
     po.cache_images = opt->cache_images;
+    po.cache_budget_bytes = opt->cache_budget_mb << 20;
     server::Playground playground(po);
     const std::string web = opt->web.empty() ? default_web_dir() : opt->web;
     if (!fs::is_directory(web)) std::cerr << "qplay: warning: no web UI in '" << web << "'; serving the API only\n";

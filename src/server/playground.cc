@@ -516,7 +516,11 @@ void Playground::build_caches(std::vector<std::string> models) {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (cache) caches_[id] = cache;
+      if (cache) {
+        caches_[id] = cache;
+        cache_used_["simulate/" + id] = ++cache_clock_;
+        enforce_cache_budget_locked("simulate/" + id);
+      }
       cache_state_[id] = state;
       // The base version's accuracy comes with the cache.
       if (cache) {
@@ -609,10 +613,47 @@ const Version& Playground::version_locked(int64_t id) const {
   return it->second;
 }
 
-std::shared_ptr<const BaseCache> Playground::cache_of(const std::string& model) const {
+std::shared_ptr<const BaseCache> Playground::cache_of(const std::string& model) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = caches_.find(model);
-  return it == caches_.end() ? nullptr : it->second;
+  if (it != caches_.end()) {
+    cache_used_["simulate/" + model] = ++cache_clock_;
+    return it->second;
+  }
+  if (auto state = cache_state_.find(model); state != cache_state_.end() && state->second == "evicted" && !stopping_) {
+    state->second = "building";
+    spawn_locked([this, model] { build_caches({model}); });
+  }
+  return nullptr;
+}
+
+void Playground::enforce_cache_budget_locked(const std::string& keep) {
+  if (options_.cache_budget_bytes <= 0) return;
+  auto total = [&] {
+    int64_t bytes = 0;
+    for (const auto& [id, c] : caches_) bytes += c->bytes;
+    for (const auto& [id, c] : integer_caches_) bytes += c->bytes;
+    return bytes;
+  };
+  for (int64_t bytes = total(); bytes > options_.cache_budget_bytes;) {
+    std::string oldest;
+    for (const auto& [key, used] : cache_used_)
+      if (key != keep && (oldest.empty() || used < cache_used_[oldest])) oldest = key;
+    if (oldest.empty()) return;  // only `keep` is left: it stays, even if larger than the budget
+    cache_used_.erase(oldest);
+    const bool simulate = oldest.rfind("simulate/", 0) == 0;
+    const std::string id = oldest.substr(oldest.find('/') + 1);
+    auto& caches = simulate ? caches_ : integer_caches_;
+    auto it = caches.find(id);
+    if (it == caches.end()) continue;
+    const int64_t freed = it->second->bytes;  // requests still holding it keep it alive until they finish
+    caches.erase(it);
+    if (simulate) cache_state_[id] = "evicted";
+    bytes -= freed;
+    std::cerr << "qplay: dropped the " << (simulate ? "simulate" : "integer") << "-mode cache of '" << id << "' ("
+              << freed / (1 << 20) << " MB) to stay within the cache budget of "
+              << options_.cache_budget_bytes / (1 << 20) << " MB; it is rebuilt when next needed\n";
+  }
 }
 
 std::shared_ptr<const BaseCache> Playground::integer_cache_of(const ModelEntry& model) {
@@ -621,7 +662,10 @@ std::shared_ptr<const BaseCache> Playground::integer_cache_of(const ModelEntry& 
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = integer_caches_.find(model.id);
-    if (it != integer_caches_.end()) return it->second;
+    if (it != integer_caches_.end()) {
+      cache_used_["integer/" + model.id] = ++cache_clock_;
+      return it->second;
+    }
   }
   ReevalOptions ro;
   ro.limit = options_.cache_images;
@@ -631,6 +675,8 @@ std::shared_ptr<const BaseCache> Playground::integer_cache_of(const ModelEntry& 
   auto cache = std::make_shared<const BaseCache>(capture_base(model.graph, data_, ro));
   std::lock_guard<std::mutex> lock(mu_);
   integer_caches_[model.id] = cache;
+  cache_used_["integer/" + model.id] = ++cache_clock_;
+  enforce_cache_budget_locked("integer/" + model.id);
   return cache;
 }
 

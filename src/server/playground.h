@@ -45,6 +45,9 @@ struct PlaygroundOptions {
   std::string workspace;            // history.json and models made by quantize jobs / uploads
   int threads = 2;
   int64_t cache_images = -1;      // images kept in the re-evaluation caches; -1 = the whole data set
+  // Bytes the re-evaluation caches of all models may hold together: past it the least recently used
+  // ones are dropped and rebuilt when next needed (each quantize job or upload adds a cache). <= 0: no limit.
+  int64_t cache_budget_bytes = int64_t{4} << 30;
   bool background_caches = true;  // false: build them in the constructor (tests)
   std::string calibration;        // quantize jobs' calibration data ("" = the CLI default)
 };
@@ -154,7 +157,9 @@ class Playground {
   std::shared_ptr<const ModelEntry> model_locked(const std::string& id) const;
   const Version& version_locked(int64_t id) const;
   std::shared_ptr<const VersionRuntime> runtime(int64_t version) const;
-  std::shared_ptr<const BaseCache> cache_of(const std::string& model) const;
+  // The simulate-mode re-evaluation cache of `model`, or null while it is built (a dropped one is
+  // rebuilt in the background from here).
+  std::shared_ptr<const BaseCache> cache_of(const std::string& model);
   // The integer-mode re-evaluation cache of `model` (built on the first request that asks for it,
   // once its simulate-mode cache is ready), or null while that one is not.
   std::shared_ptr<const BaseCache> integer_cache_of(const ModelEntry& model);
@@ -174,6 +179,9 @@ class Playground {
   void load_history();
   void save_history_locked() const;
   void build_caches(std::vector<std::string> models);
+  // Keeps the caches within options_.cache_budget_bytes by dropping the least recently used ones
+  // other than `keep` (a key of cache_used_). Caller holds mu_.
+  void enforce_cache_budget_locked(const std::string& keep);
   void start_cache_thread(std::vector<std::string> models);
   // Runs `work` on a new thread in threads_, after joining the threads that have finished. Caller holds mu_.
   void spawn_locked(std::function<void()> work);
@@ -200,7 +208,9 @@ class Playground {
   std::map<int64_t, Version> versions_;
   int64_t next_version_ = 1;
   std::map<std::string, std::shared_ptr<const BaseCache>> caches_;
-  std::map<std::string, std::string> cache_state_;                             // building | ready | failed: message
+  std::map<std::string, std::string> cache_state_;  // building | ready | evicted | failed: message
+  std::map<std::string, uint64_t> cache_used_;       // "simulate/ID" or "integer/ID" -> last use (cache_clock_)
+  uint64_t cache_clock_ = 0;
   std::mutex integer_caches_mu_;  // held while one is built (so it is built once)
   std::map<std::string, std::shared_ptr<const BaseCache>> integer_caches_;
   // mode_comparison's answer per model: both caches are immutable once built, so it is computed once.

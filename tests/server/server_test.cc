@@ -720,6 +720,44 @@ TEST(ServerHistoryTest, ASecondServerOnTheSameWorkspaceIsRefused) {
   EXPECT_EQ(again.version_json(id)["edits"], json({"--set activation_2.scale=0.07"}));
 }
 
+// Past the cache budget the least recently used re-evaluation cache is dropped; the next request
+// that needs it gets "not ready" and starts the rebuild, after which re-evaluation gives what a
+// cache built directly gives.
+TEST(ServerCacheBudgetTest, LeastRecentlyUsedCacheIsDroppedAndRebuiltOnDemand) {
+  const fs::path ws = fresh_dir("budget");
+  PlaygroundOptions o = test_options(ws.string());
+  o.cache_budget_bytes = 1;  // room for one cache only: the one just built or used stays
+  Playground pg(o);
+  auto cache_state = [&](const std::string& id) -> std::string {
+    const json session = pg.session_json();  // named: the loop must not outlive it
+    for (const auto& m : session["models"])
+      if (m["id"] == id) return m["cache"];
+    return "no model " + id;
+  };
+  // The constructor built int8's cache, then uint8's, which pushed int8's out.
+  EXPECT_EQ(cache_state("resnet8_int8"), "evicted");
+  EXPECT_EQ(cache_state("resnet8_uint8"), "ready");
+
+  const json request = {{"model", "resnet8_int8"}, {"edits", {"activation_2.scale=0.07"}}};
+  const json first = pg.create_version(request);
+  EXPECT_TRUE(first["evaluation"].is_null()) << first.dump();
+  EXPECT_NE(first.value("note", "").find("not ready"), std::string::npos) << first.dump();
+  pg.wait_until_ready();
+  EXPECT_EQ(cache_state("resnet8_int8"), "ready");
+  EXPECT_EQ(cache_state("resnet8_uint8"), "evicted");
+
+  const json second = pg.create_version(request);
+  ASSERT_FALSE(second["evaluation"].is_null()) << second.dump();
+  const auto graph = std::make_shared<const Graph>(load_onnx(testing::model_path("resnet8_int8.onnx")));
+  ReevalOptions ro;
+  ro.limit = kCacheImages;
+  const BaseCache direct = capture_base(graph, pg.data(), ro);
+  const Reevaluation want = reevaluate(direct, apply_edits_tracked(*graph, {parse_set_edit("activation_2.scale=0.07")}));
+  EXPECT_EQ(second["evaluation"]["correct_after"].get<int64_t>(), want.correct) << second.dump();
+  EXPECT_EQ(second["evaluation"]["images"].get<int64_t>(), want.images);
+  EXPECT_EQ(want.images, kCacheImages);
+}
+
 // The command: `qplay serve --port 0` prints the port it really got, serves, and stops cleanly on SIGTERM.
 TEST(ServerCliTest, ServePrintsTheRealPortAndStopsOnSigterm) {
   const fs::path dir = fresh_dir("cli");
