@@ -657,16 +657,18 @@ void Playground::enforce_cache_budget_locked(const std::string& keep) {
 }
 
 std::shared_ptr<const BaseCache> Playground::integer_cache_of(const ModelEntry& model) {
-  if (!cache_of(model.id)) return nullptr;  // the images are not cached yet
-  std::lock_guard<std::mutex> build(integer_caches_mu_);
-  {
+  auto cached = [&]() -> std::shared_ptr<const BaseCache> {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = integer_caches_.find(model.id);
-    if (it != integer_caches_.end()) {
-      cache_used_["integer/" + model.id] = ++cache_clock_;
-      return it->second;
-    }
-  }
+    if (it == integer_caches_.end()) return nullptr;
+    cache_used_["integer/" + model.id] = ++cache_clock_;
+    return it->second;
+  };
+  // Kept even when the simulate cache was dropped for the budget: it does not depend on it.
+  if (auto cache = cached()) return cache;
+  if (!cache_of(model.id)) return nullptr;  // the images are not cached yet
+  std::lock_guard<std::mutex> build(integer_caches_mu_);
+  if (auto cache = cached()) return cache;  // built by the request this one waited for
   ReevalOptions ro;
   ro.limit = options_.cache_images;
   ro.threads = options_.threads;
