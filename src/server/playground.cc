@@ -518,8 +518,8 @@ void Playground::build_caches(std::vector<std::string> models) {
       std::lock_guard<std::mutex> lock(mu_);
       if (cache) {
         caches_[id] = cache;
-        cache_used_["simulate/" + id] = ++cache_clock_;
-        enforce_cache_budget_locked("simulate/" + id);
+        cache_used_[{integer::RunMode::simulate, id}] = ++cache_clock_;
+        enforce_cache_budget_locked({integer::RunMode::simulate, id});
       }
       cache_state_[id] = state;
       // The base version's accuracy comes with the cache.
@@ -617,7 +617,7 @@ std::shared_ptr<const BaseCache> Playground::cache_of(const std::string& model) 
   std::lock_guard<std::mutex> lock(mu_);
   auto it = caches_.find(model);
   if (it != caches_.end()) {
-    cache_used_["simulate/" + model] = ++cache_clock_;
+    cache_used_[{integer::RunMode::simulate, model}] = ++cache_clock_;
     return it->second;
   }
   if (auto state = cache_state_.find(model); state != cache_state_.end() && state->second == "evicted" && !stopping_) {
@@ -627,22 +627,19 @@ std::shared_ptr<const BaseCache> Playground::cache_of(const std::string& model) 
   return nullptr;
 }
 
-void Playground::enforce_cache_budget_locked(const std::string& keep) {
+void Playground::enforce_cache_budget_locked(const std::pair<integer::RunMode, std::string>& keep) {
   if (options_.cache_budget_bytes <= 0) return;
-  auto total = [&] {
-    int64_t bytes = 0;
-    for (const auto& [id, c] : caches_) bytes += c->bytes;
-    for (const auto& [id, c] : integer_caches_) bytes += c->bytes;
-    return bytes;
-  };
-  for (int64_t bytes = total(); bytes > options_.cache_budget_bytes;) {
-    std::string oldest;
-    for (const auto& [key, used] : cache_used_)
-      if (key != keep && (oldest.empty() || used < cache_used_[oldest])) oldest = key;
-    if (oldest.empty()) return;  // only `keep` is left: it stays, even if larger than the budget
+  int64_t bytes = 0;
+  for (const auto& [id, c] : caches_) bytes += c->bytes;
+  for (const auto& [id, c] : integer_caches_) bytes += c->bytes;
+  while (bytes > options_.cache_budget_bytes) {
+    auto oldest = cache_used_.end();
+    for (auto it = cache_used_.begin(); it != cache_used_.end(); ++it)
+      if (it->first != keep && (oldest == cache_used_.end() || it->second < oldest->second)) oldest = it;
+    if (oldest == cache_used_.end()) return;  // only `keep` is left: it stays, even if larger than the budget
+    const auto [mode, id] = oldest->first;
     cache_used_.erase(oldest);
-    const bool simulate = oldest.rfind("simulate/", 0) == 0;
-    const std::string id = oldest.substr(oldest.find('/') + 1);
+    const bool simulate = mode == integer::RunMode::simulate;
     auto& caches = simulate ? caches_ : integer_caches_;
     auto it = caches.find(id);
     if (it == caches.end()) continue;
@@ -650,7 +647,7 @@ void Playground::enforce_cache_budget_locked(const std::string& keep) {
     caches.erase(it);
     if (simulate) cache_state_[id] = "evicted";
     bytes -= freed;
-    std::cerr << "qplay: dropped the " << (simulate ? "simulate" : "integer") << "-mode cache of '" << id << "' ("
+    std::cerr << "qplay: dropped the " << integer::run_mode_name(mode) << "-mode cache of '" << id << "' ("
               << freed / (1 << 20) << " MB) to stay within the cache budget of "
               << options_.cache_budget_bytes / (1 << 20) << " MB; it is rebuilt when next needed\n";
   }
@@ -661,7 +658,7 @@ std::shared_ptr<const BaseCache> Playground::integer_cache_of(const ModelEntry& 
     std::lock_guard<std::mutex> lock(mu_);
     auto it = integer_caches_.find(model.id);
     if (it == integer_caches_.end()) return nullptr;
-    cache_used_["integer/" + model.id] = ++cache_clock_;
+    cache_used_[{integer::RunMode::integer, model.id}] = ++cache_clock_;
     return it->second;
   };
   // Kept even when the simulate cache was dropped for the budget: it does not depend on it.
@@ -677,8 +674,8 @@ std::shared_ptr<const BaseCache> Playground::integer_cache_of(const ModelEntry& 
   auto cache = std::make_shared<const BaseCache>(capture_base(model.graph, data_, ro));
   std::lock_guard<std::mutex> lock(mu_);
   integer_caches_[model.id] = cache;
-  cache_used_["integer/" + model.id] = ++cache_clock_;
-  enforce_cache_budget_locked("integer/" + model.id);
+  cache_used_[{integer::RunMode::integer, model.id}] = ++cache_clock_;
+  enforce_cache_budget_locked({integer::RunMode::integer, model.id});
   return cache;
 }
 

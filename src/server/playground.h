@@ -26,6 +26,7 @@
 #include "analysis/reevaluate.h"
 #include "io/cifar10.h"
 #include "runtime/executor.h"
+#include "runtime/integer/integer_mode.h"
 #include "server/workspace_lock.h"
 
 namespace qplay::server {
@@ -180,8 +181,8 @@ class Playground {
   void save_history_locked() const;
   void build_caches(std::vector<std::string> models);
   // Keeps the caches within options_.cache_budget_bytes by dropping the least recently used ones
-  // other than `keep` (a key of cache_used_). Caller holds mu_.
-  void enforce_cache_budget_locked(const std::string& keep);
+  // other than `keep`. Caller holds mu_.
+  void enforce_cache_budget_locked(const std::pair<integer::RunMode, std::string>& keep);
   void start_cache_thread(std::vector<std::string> models);
   // Runs `work` on a new thread in threads_, after joining the threads that have finished. Caller holds mu_.
   void spawn_locked(std::function<void()> work);
@@ -209,7 +210,8 @@ class Playground {
   int64_t next_version_ = 1;
   std::map<std::string, std::shared_ptr<const BaseCache>> caches_;
   std::map<std::string, std::string> cache_state_;  // building | ready | evicted | failed: message
-  std::map<std::string, uint64_t> cache_used_;       // "simulate/ID" or "integer/ID" -> last use (cache_clock_)
+  // Last use (cache_clock_) of each cache in caches_ and integer_caches_, by (mode, model id).
+  std::map<std::pair<integer::RunMode, std::string>, uint64_t> cache_used_;
   uint64_t cache_clock_ = 0;
   std::mutex integer_caches_mu_;  // held while one is built (so it is built once)
   std::map<std::string, std::shared_ptr<const BaseCache>> integer_caches_;
