@@ -143,6 +143,13 @@ function bestRounds(rounds) {
   return best;
 }
 
+// Of several `qplay bench --peak` results, the one with the higher fp32 rate (or a failed one if all failed).
+function bestPeak(peaks) {
+  const ok = peaks.filter((p) => p.ok && p.json.isa !== 'none');
+  if (!ok.length) return peaks[peaks.length - 1];
+  return ok.reduce((a, b) => (b.json.fp32_multiply_adds_per_second > a.json.fp32_multiply_adds_per_second ? b : a));
+}
+
 function latencyArgs() {
   return ['--batch', '1', '--latency', '--limit', String(LATENCY_IMAGES), '--repeat', String(LATENCY_REPEAT),
           '--warmup-images', '100'];
@@ -240,6 +247,10 @@ function main() {
     if (!r.ok) throw new Error(`cannot write ${exposed[key]}: ${r.error}`);
   }
 
+  // The machine's multiply-add peak, before and after the rounds: the higher one is the least disturbed.
+  const peakArgs = [QPLAY, 'bench', MODELS.fp32, '--peak', '--threads', String(THREADS), '--json'];
+  const peaks = [runJson('qplay bench --peak', peakArgs)];
+
   const rounds = [];
   for (let round = 1; round <= ROUNDS; ++round) {
   process.stderr.write(`round ${round} of ${ROUNDS}\n`);
@@ -274,6 +285,8 @@ function main() {
                                          '--threads', String(THREADS), ...latencyArgs()]);
   }
   const R = bestRounds(rounds);
+  peaks.push(runJson('qplay bench --peak', peakArgs));
+  R.peak = bestPeak(peaks);
   // `qplay eval` as a user runs it (one pass, pixel conversion and scoring included).
   const evalHelp = spawnSync(QPLAY, ['eval', '--help'], { encoding: 'utf8' }).stdout || '';
   const evalHasIntegerMode = /--mode/.test(evalHelp);
@@ -303,6 +316,61 @@ function main() {
 }
 
 // ---- the report ------------------------------------------------------------------------------
+
+// How close each side comes to what this machine's multiply-add units allow (`qplay bench --peak`), and what the
+// issue's targets would need.
+function boundSection(L, R) {
+  const row = (cells) => L.push(`| ${cells.join(' | ')} |`);
+  L.push('## Against the hardware bound');
+  L.push('');
+  const p = R.peak;
+  if (!p || !p.ok || p.json.isa === 'none') {
+    L.push(`Not measured: ${p && p.ok ? 'this CPU has no AVX2+FMA' : `\`qplay bench --peak\` failed: ${p ? p.error : '?'}`}.`);
+    L.push('');
+    return;
+  }
+  const j = p.json;
+  const fp32 = j.fp32_bound_images_per_second, wino = j.fp32_winograd_bound_images_per_second;
+  const int16 = j.int16_bound_images_per_second;
+  L.push(`\`${p.cmd}\` (run before and after the rounds; the higher figure) runs register-resident loops of the ` +
+         `instructions the kernels are built from on ${j.threads} threads: **${(j.fp32_multiply_adds_per_second / 1e9).toFixed(0)} G** ` +
+         `fp32 multiply-adds/s (8-lane FMA) and **${(j.int16_multiply_adds_per_second / 1e9).toFixed(0)} G** int16 ` +
+         'multiply-adds/s (`vpmaddwd` + `vpaddd`, how the exact integer kernels multiply). ResNet-8 has ' +
+         `${fmtInt(j.multiply_adds_per_image)} multiply-adds per image (REFERENCE.md: 12,501,632), ` +
+         `${fmtInt(j.winograd_eligible_multiply_adds_per_image)} of them in 3x3 stride-1 convs, which Winograd ` +
+         'F(2x2, 3x3) does with 2.25x fewer multiplies. The bound is the images/s if every multiply-add ran at the peak ' +
+         'rate and nothing else took any time; no real run reaches it (memory traffic, padding, quantization and ' +
+         'the other operators all cost time).');
+  L.push('');
+  row(['workload', 'bound, images/s', 'qplay images/s (share of the bound)', 'ORT images/s (share)']);
+  row(['---', '---:', '---:', '---:']);
+  const share = (r, bound) => (r && r.ok ? `${fmtInt(r.json.median_images_per_second)} (${pct(r.json.median_images_per_second / bound)})` : '-');
+  row(['1. FP32, direct multiply-adds at the fp32 peak', fmtInt(fp32), share(R.fp32_q, fp32), share(R.fp32_o, fp32)]);
+  row(['1. FP32, with Winograd for the 3x3 stride-1 convs', fmtInt(wino), share(R.fp32_q, wino), share(R.fp32_o, wino)]);
+  row([`2. ${MODEL_LABEL.u8}, integer, at the int16 peak`, fmtInt(int16), share(R.int_u8_q, int16), share(R.int_u8_oexact, int16) + ' (exact)']);
+  row([`2. ${MODEL_LABEL.s8}, integer, at the int16 peak`, fmtInt(int16), share(R.int_s8_q, int16), share(R.int_s8_o, int16)]);
+  row([`3. ${MODEL_LABEL.u8}, simulate (float, ONNX Runtime's order: no Winograd)`, fmtInt(fp32), share(R.sim_u8_q, fp32), share(R.sim_u8_o, fp32)]);
+  L.push('');
+  L.push('Integer rows: qplay\'s 3x3 stride-1 convs run by an exact integer Winograd, so it can pass the direct bound; ' +
+         'ONNX Runtime\'s default uint8 kernels multiply 32 pairs per instruction with saturation (`vpmaddubsw`) and ' +
+         'are not bound by this figure either.');
+  L.push('');
+  const need = (o, times) => (o && o.ok ? o.json.median_images_per_second * times : NaN);
+  const capFp32 = need(R.cap_fp32_o, 10), capQdq = need(R.cap_qdq_o, 10);
+  if (Number.isFinite(capFp32) && Number.isFinite(capQdq)) {
+    L.push('**What the capture target (10x ONNX Runtime) would take.** A capture computes every tensor the inference ' +
+           `computes, so it is at most as fast as inference. 10x ONNX Runtime\'s FP32 capture is ${fmtInt(capFp32)} ` +
+           `images/s: ${pct(capFp32 / fp32)} of the direct fp32 bound and ${pct(capFp32 / wino)} of the Winograd bound, ` +
+           `with every tensor still to be written out. 10x its QDQ capture is ${fmtInt(capQdq)} images/s: ${pct(capQdq / fp32)} ` +
+           'of the fp32 bound for a float simulation in ONNX Runtime\'s summation order (the only order that gives its ' +
+           'values), and the capture exists to hand over exactly those values.');
+    L.push('');
+  }
+}
+
+function pct(x) {
+  return `${(100 * x).toFixed(0)}%`;
+}
 
 function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, exposed, evalHasIntegerMode }) {
   const L = [];
@@ -388,6 +456,8 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
   }
   L.push('');
 
+  boundSection(L, R);
+
   L.push('## Batch-1 latency, FP32 (median ms per image)');
   L.push('');
   row(['', 'qplay', 'ONNX Runtime', '**qplay/ORT** (speed: ORT ms / qplay ms)']);
@@ -441,10 +511,11 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
 
   L.push('## Exact commands');
   L.push('');
-  L.push('Run from the repository root, in this order (`make bench` = `node bench/run_bench.js` after building):');
+  L.push('Run from the repository root (`make bench` = `node bench/run_bench.js` after building); each command once, in ' +
+         `the order of their first run (the measurements ran ${ROUNDS} times, in this order each time):`);
   L.push('');
   L.push('```');
-  for (const c of commands) L.push(c);
+  for (const c of [...new Set(commands)]) L.push(c);
   L.push('```');
   L.push('');
   L.push('Raw JSON of every measurement: `build/bench/results.json`. To re-run one row, run its command; ' +

@@ -12,6 +12,7 @@
 // Hidden helper: `qplay bench MODEL --expose-all OUT.onnx` writes MODEL with every value a node
 // produces added as a graph output, so ONNX Runtime can be made to materialise every
 // intermediate tensor — the counterpart of --mode capture.
+#include <onnx/onnx_pb.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -24,12 +25,11 @@
 #include <sstream>
 #include <thread>
 
-#include <onnx/onnx_pb.h>
-
 #include "cli/commands.h"
 #include "io/cifar10.h"
 #include "io/onnx_model.h"
 #include "runtime/executor.h"
+#include "runtime/kernels/fast/machine_peak.h"
 #include "runtime/kernels/fast/sgemm.h"
 
 // Integer mode comes from src/runtime/integer/lower.h (`Graph lower_to_integer(const Graph&)`).
@@ -66,6 +66,8 @@ struct BenchOptions {
   std::string float_conv = "auto";  // auto: Winograd for 3x3 convs of float-only graphs; direct: never
   int64_t batch_slice = ExecutorOptions{}.batch_slice;
   std::string expose_all;
+  bool peak = false;
+  double peak_seconds = 2.0;
   bool json = false;
 };
 
@@ -229,6 +231,100 @@ double timed_pass(const Executor& executor, const std::vector<Batch>& batches, s
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (failure) std::rethrow_exception(failure);
   return seconds;
+}
+
+// ---- the hardware bound --------------------------------------------------------------------
+
+// Multiply-adds of one image through the model's Conv, Gemm and MatMul nodes (and their QOperator forms), with the
+// shapes of one real run. `winograd_eligible`: those of 3x3 stride-1 dilation-1 convs, which Winograd F(2x2, 3x3)
+// computes with 2.25x fewer multiplies.
+struct MultiplyAdds {
+  int64_t total = 0;
+  int64_t winograd_eligible = 0;
+};
+
+MultiplyAdds count_multiply_adds(const Graph& g, const Dataset& data) {
+  if (g.inputs.size() != 1)
+    throw Error("the model has " + std::to_string(g.inputs.size()) + " inputs; --peak needs one image input");
+  std::map<std::string, Shape> shapes;
+  for (const auto& [name, t] : g.initializers) shapes[name] = t.shape;
+  const Executor executor(std::make_shared<const Graph>(g));
+  std::map<std::string, Tensor> feeds{{g.inputs[0].name, make_image_batch(data, 0, 1, image_layout_for(g.inputs[0]))}};
+  for (const auto& [name, t] : feeds) shapes[name] = t.shape;
+  executor.run(feeds, [&shapes](int, const std::string& name, const Tensor& t) { shapes[name] = t.shape; });
+
+  auto shape_of = [&shapes](const std::string& value) -> const Shape& {
+    static const Shape none;
+    const auto it = shapes.find(value);
+    return it == shapes.end() ? none : it->second;
+  };
+  MultiplyAdds m;
+  for (const Node& n : g.nodes) {
+    if (n.outputs.empty()) continue;
+    const Shape& y = shape_of(n.outputs[0]);
+    if (y.empty()) continue;
+    const int64_t outputs = shape_numel(y);
+    if (n.op_type == "Conv" || n.op_type == "QLinearConv" || n.op_type == "ConvInteger") {
+      const size_t w_input = n.op_type == "QLinearConv" ? 3 : 1;
+      if (n.inputs.size() <= w_input) continue;
+      const Shape& w = shape_of(n.inputs[w_input]);
+      if (w.size() < 3) continue;
+      int64_t per_output = 1;  // C/group x kernel taps
+      for (size_t i = 1; i < w.size(); ++i) per_output *= w[i];
+      m.total += outputs * per_output;
+      const auto strides = n.attr_ints("strides", {1, 1});
+      const auto dilations = n.attr_ints("dilations", {1, 1});
+      const bool one = std::all_of(strides.begin(), strides.end(), [](int64_t v) { return v == 1; }) &&
+                       std::all_of(dilations.begin(), dilations.end(), [](int64_t v) { return v == 1; });
+      if (w.size() == 4 && w[2] == 3 && w[3] == 3 && one) m.winograd_eligible += outputs * per_output;
+    } else if (n.op_type == "Gemm") {
+      const Shape& a = shape_of(n.inputs[0]);
+      if (a.size() == 2) m.total += outputs * (n.attr_int("transA", 0) ? a[0] : a[1]);
+    } else if (n.op_type == "MatMul" || n.op_type == "MatMulInteger" || n.op_type == "QLinearMatMul") {
+      const Shape& a = shape_of(n.inputs[0]);
+      if (!a.empty()) m.total += outputs * a.back();
+    }
+  }
+  return m;
+}
+
+// The machine's multiply-add peak (fast/machine_peak.h) and what it allows this model: images/s if every
+// multiply-add ran at that rate and nothing else took time.
+json peak_report(const BenchOptions& o) {
+  const Graph g = load_onnx(o.model);
+  const Dataset data = load_cifar10(o.data.empty() ? default_test_sample_path() : o.data);
+  const MultiplyAdds macs = count_multiply_adds(g, data);
+  if (macs.total <= 0) throw Error("'" + o.model + "' has no Conv, Gemm or MatMul: no multiply-adds to bound");
+  const fast::MachinePeak peak = fast::measure_machine_peak(o.threads, o.peak_seconds);
+  // Winograd F(2x2, 3x3): 16 multiplies per 4 outputs instead of 36.
+  const double winograd_macs =
+      static_cast<double>(macs.total - macs.winograd_eligible) + static_cast<double>(macs.winograd_eligible) / 2.25;
+  json j = {{"model", o.model},
+            {"isa", peak.isa},
+            {"cpu", cpu_model()},
+            {"threads", peak.threads},
+            {"seconds_per_measurement", peak.seconds},
+            {"multiply_adds_per_image", macs.total},
+            {"winograd_eligible_multiply_adds_per_image", macs.winograd_eligible},
+            {"fp32_multiply_adds_per_second", peak.fp32_mac_per_s},
+            {"int16_multiply_adds_per_second", peak.int16_mac_per_s}};
+  j["fp32_bound_images_per_second"] = peak.fp32_mac_per_s / static_cast<double>(macs.total);
+  j["fp32_winograd_bound_images_per_second"] = peak.fp32_mac_per_s / winograd_macs;
+  j["int16_bound_images_per_second"] = peak.int16_mac_per_s / static_cast<double>(macs.total);
+  return j;
+}
+
+std::string peak_text(const json& j) {
+  std::ostringstream s;
+  s << "machine peak, " << j["threads"].get<int>() << " threads (" << j["isa"].get<std::string>() << ")\n"
+    << "  fp32 FMA         " << j["fp32_multiply_adds_per_second"].get<double>() / 1e9 << " G multiply-adds/s\n"
+    << "  int16 vpmaddwd   " << j["int16_multiply_adds_per_second"].get<double>() / 1e9 << " G multiply-adds/s\n"
+    << "model " << j["model"].get<std::string>() << ": " << j["multiply_adds_per_image"].get<int64_t>()
+    << " multiply-adds per image\n"
+    << "  bound fp32       " << j["fp32_bound_images_per_second"].get<double>() << " images/s ("
+    << j["fp32_winograd_bound_images_per_second"].get<double>() << " with Winograd)\n"
+    << "  bound int16      " << j["int16_bound_images_per_second"].get<double>() << " images/s\n";
+  return s.str();
 }
 
 json run_benchmark(const BenchOptions& o) {
@@ -437,8 +533,18 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--latency", opt->latency, "time every batch on one caller thread, convolutions split over --threads (use with --batch 1)");
   cmd->add_option("--expose-all", opt->expose_all, "write MODEL with every intermediate as a graph output to FILE and exit")
       ->group("");  // hidden: a helper for bench/run_bench.js
+  cmd->add_flag("--peak", opt->peak,
+                "measure this machine's multiply-add peak on --threads threads instead, and the images/s it allows "
+                "MODEL");
+  cmd->add_option("--peak-seconds", opt->peak_seconds, "seconds per peak measurement (default 2)")
+      ->check(CLI::Range(0.05, 60.0));
   cmd->add_flag("--json", opt->json, "print JSON");
   cmd->callback([opt] {
+    if (opt->peak) {
+      const json j = peak_report(*opt);
+      print_result(j, opt->json, peak_text(j));
+      return;
+    }
     if (!opt->expose_all.empty()) {
       const json j = expose_all(opt->model, opt->expose_all);
       print_result(j, opt->json, j.dump(2) + "\n");
