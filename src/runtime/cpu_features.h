@@ -17,8 +17,20 @@ inline bool has_f16c() {
   static const bool yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
   return yes;
 }
+inline bool has_avx512f() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+// AVX-512 with VNNI (vpdpwssd, vpdpbusd), VL and DQ.
+inline bool has_avx512_vnni() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+  return yes;
+}
 #else
 inline bool has_avx2() { return false; }
+inline bool has_avx512f() { return false; }
+inline bool has_avx512_vnni() { return false; }
 inline bool has_avx2_fma() { return false; }
 inline bool has_f16c() { return false; }
 #endif

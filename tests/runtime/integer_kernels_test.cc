@@ -11,6 +11,7 @@
 #include <random>
 #include <sstream>
 
+#include "runtime/cpu_features.h"
 #include "runtime/integer/fixed_point.h"
 #include "runtime/integer/params.h"
 #include "runtime/kernels/fast/integer_providers.h"
@@ -219,10 +220,15 @@ void expect_fast_matches_reference(const Node& node, const Graph& graph, const s
         << what << ": first difference at byte " << i << " of " << want[0].bytes.size();
 }
 
-// Runs `check` once with the CPU's best kernels and once with the portable ones.
+// Runs `check` with the CPU's best kernels, with the AVX2 ones where VNNI was the best, and with the portable ones.
 template <typename Check>
 void for_each_isa(Check check) {
   check("best");
+  if (has_avx512_vnni()) {
+    fast::force_avx2_qkernels(true);
+    check("avx2");
+    fast::force_avx2_qkernels(false);
+  }
   fast::force_portable_qkernels(true);
   check("portable");
   fast::force_portable_qkernels(false);
@@ -563,11 +569,17 @@ TEST(IntegerKernels, AvxTileMatchesPortableTile) {
     for (auto& v : x) v = static_cast<int16_t>(value(rng));
     std::vector<int32_t> offsets(k_pairs);
     for (auto& o : offsets) o = static_cast<int32_t>(rng() % 1000);
-    const int32_t bias[4] = {0, -1000000, 123456, INT32_MAX / 2};
+    const int32_t bias[4] = {0, -1000000, 123456, INT32_MAX - 1000};  // the last row wraps in some lanes
     alignas(32) int32_t a[64], p[64];
     fast::qtile_4x16_avx2(k_pairs, w.data(), offsets.data(), x.data() + 10, x.data() + 2000, bias, a);
     fast::qtile_4x16_portable(k_pairs, w.data(), offsets.data(), x.data() + 10, x.data() + 2000, bias, p);
     ASSERT_EQ(0, std::memcmp(a, p, sizeof a)) << k_pairs << " k-pairs";
+    if (has_avx512_vnni()) {
+      // vpdpwssd must add both products into the lane and wrap like vpaddd (the last row passes INT32_MAX).
+      alignas(32) int32_t v[64];
+      fast::qtile_4x16_vnni(k_pairs, w.data(), offsets.data(), x.data() + 10, x.data() + 2000, bias, v);
+      ASSERT_EQ(0, std::memcmp(v, p, sizeof v)) << k_pairs << " k-pairs, VNNI";
+    }
   }
 }
 

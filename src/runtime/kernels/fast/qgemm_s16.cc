@@ -128,13 +128,68 @@ __attribute__((target("avx2"))) void qtile_4x16_avx2(int64_t k_pairs, const int1
   _mm256_storeu_si256(out + 7, a31);
 }
 
+// Lanes 0-7: 8 int16 pairs of group 0 at `off`; lanes 8-15: those of group 1.
+__attribute__((target("avx2,avx512f,avx512dq"), always_inline)) inline __m512i load_two_groups(const int16_t* group0,
+                                                                                               const int16_t* group1,
+                                                                                               int64_t off) {
+  const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group0 + off));
+  const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group1 + off));
+  // Through the float forms: GCC 12 warns that the integer insert reads an undefined vector.
+  return _mm512_castps_si512(
+      _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_castsi256_ps(x0)), _mm256_castsi256_ps(x1), 1));
+}
+
+// The same tile with AVX-512 VNNI: vpdpwssd multiplies the int16 pairs and adds both products into the int32 lane
+// in one instruction, wrapping like vpaddd. One 512-bit vector holds a row's two groups (lanes 0-7 group 0, 8-15
+// group 1), and even and odd k-pairs go to separate accumulators, summed at the end (integer sums may be regrouped
+// freely), so eight independent chains hide the instruction's latency.
+__attribute__((target("avx2,avx512f,avx512dq,avx512vl,avx512vnni"))) void qtile_4x16_vnni(
+    int64_t k_pairs, const int16_t* w, const int32_t* offsets, const int16_t* group0, const int16_t* group1,
+    const int32_t* bias, int32_t* acc) {
+  const int32_t* wp = reinterpret_cast<const int32_t*>(w);  // 4 (w_k, w_k+1) pairs per k-pair
+  // Named accumulators, not arrays: GCC copies array elements between registers every iteration.
+  __m512i e0 = _mm512_set1_epi32(bias[0]), e1 = _mm512_set1_epi32(bias[1]);
+  __m512i e2 = _mm512_set1_epi32(bias[2]), e3 = _mm512_set1_epi32(bias[3]);
+  __m512i o0 = _mm512_setzero_si512(), o1 = o0, o2 = o0, o3 = o0;
+  int64_t j = 0;
+  for (; j + 1 < k_pairs; j += 2) {
+    const __m512i x = load_two_groups(group0, group1, 2 * int64_t{offsets[j]});
+    const __m512i y = load_two_groups(group0, group1, 2 * int64_t{offsets[j + 1]});
+    const int32_t* wj = wp + j * kTileRows;
+    e0 = _mm512_dpwssd_epi32(e0, x, _mm512_set1_epi32(wj[0]));
+    e1 = _mm512_dpwssd_epi32(e1, x, _mm512_set1_epi32(wj[1]));
+    e2 = _mm512_dpwssd_epi32(e2, x, _mm512_set1_epi32(wj[2]));
+    e3 = _mm512_dpwssd_epi32(e3, x, _mm512_set1_epi32(wj[3]));
+    o0 = _mm512_dpwssd_epi32(o0, y, _mm512_set1_epi32(wj[4]));
+    o1 = _mm512_dpwssd_epi32(o1, y, _mm512_set1_epi32(wj[5]));
+    o2 = _mm512_dpwssd_epi32(o2, y, _mm512_set1_epi32(wj[6]));
+    o3 = _mm512_dpwssd_epi32(o3, y, _mm512_set1_epi32(wj[7]));
+  }
+  if (j < k_pairs) {
+    const __m512i x = load_two_groups(group0, group1, 2 * int64_t{offsets[j]});
+    const int32_t* wj = wp + j * kTileRows;
+    e0 = _mm512_dpwssd_epi32(e0, x, _mm512_set1_epi32(wj[0]));
+    e1 = _mm512_dpwssd_epi32(e1, x, _mm512_set1_epi32(wj[1]));
+    e2 = _mm512_dpwssd_epi32(e2, x, _mm512_set1_epi32(wj[2]));
+    e3 = _mm512_dpwssd_epi32(e3, x, _mm512_set1_epi32(wj[3]));
+  }
+  _mm512_storeu_si512(acc + 0, _mm512_add_epi32(e0, o0));
+  _mm512_storeu_si512(acc + 16, _mm512_add_epi32(e1, o1));
+  _mm512_storeu_si512(acc + 32, _mm512_add_epi32(e2, o2));
+  _mm512_storeu_si512(acc + 48, _mm512_add_epi32(e3, o3));
+}
+
 namespace {
 std::atomic<bool> portable_forced{false};
+std::atomic<bool> vnni_disabled{false};
 }  // namespace
+
+void force_avx2_qkernels(bool avx2) { vnni_disabled = avx2; }
 
 void force_portable_qkernels(bool portable) { portable_forced = portable; }
 
 QKernels select_qkernels() {
+  if (!portable_forced && !vnni_disabled && has_avx512_vnni()) return {qtile_4x16_vnni, store_tile_avx2, true};
   if (!portable_forced && has_avx2()) return {qtile_4x16_avx2, store_tile_avx2, true};
   return {qtile_4x16_portable, store_tile_portable, false};
 }

@@ -32,6 +32,9 @@ void qtile_4x16_portable(int64_t k_pairs, const int16_t* w, const int32_t* offse
                          const int16_t* group1, const int32_t* bias, int32_t* acc);
 void qtile_4x16_avx2(int64_t k_pairs, const int16_t* w, const int32_t* offsets, const int16_t* group0,
                      const int16_t* group1, const int32_t* bias, int32_t* acc);
+// AVX-512 VNNI (vpdpwssd): the same sums as qtile_4x16_avx2. Only on CPUs with avx512f+vl+vnni.
+void qtile_4x16_vnni(int64_t k_pairs, const int16_t* w, const int32_t* offsets, const int16_t* group0,
+                     const int16_t* group1, const int32_t* bias, int32_t* acc);
 
 // Eq. (8) for one output channel, with the constants of the vector form precomputed.
 struct RowRequant {
@@ -70,11 +73,13 @@ struct QKernels {
   bool avx2;
 };
 
-// The best kernels this CPU runs (AVX2 or portable), unless the portable ones are forced.
+// The best kernels this CPU runs (VNNI, AVX2 or portable), unless the portable or AVX2 ones are forced.
 QKernels select_qkernels();
 
 // For tests: makes select_qkernels() (and so the integer providers prepared afterwards) choose
 // the portable kernels. Process-wide; not for use while other threads prepare kernels.
 void force_portable_qkernels(bool portable);
+// For tests: the AVX2 tile even where VNNI is available (both are then testable on one machine).
+void force_avx2_qkernels(bool avx2);
 
 }  // namespace qplay::fast
