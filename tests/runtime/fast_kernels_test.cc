@@ -59,6 +59,23 @@ struct ConvCase {
   bool bias;
 };
 
+// Runs `check` with the float kernels this CPU picks and, where that is the AVX-512 code, again with the AVX2 code
+// forced: both must give the same floats.
+template <typename Check>
+void for_each_float_isa(Check check) {
+  {
+    SCOPED_TRACE(fast::use_avx512_float_kernels() ? "avx512" : "best");
+    check();
+  }
+  if (!fast::use_avx512_float_kernels()) return;
+  fast::force_avx2_float_kernels(true);
+  {
+    SCOPED_TRACE("avx2 forced");
+    check();
+  }
+  fast::force_avx2_float_kernels(false);
+}
+
 TEST(FastConv, MatchesReferenceOnRandomShapes) {
   std::mt19937 rng(11);
   std::vector<ConvCase> cases = {
@@ -75,34 +92,37 @@ TEST(FastConv, MatchesReferenceOnRandomShapes) {
     cases.push_back({d(rng) % 3 + 1, d(rng), d(rng) + 4, d(rng) + 4, d(rng) * 3, s(rng), s(rng), s(rng), s(rng) % 2 + 1,
                      {p(rng), p(rng), p(rng), p(rng)}, r % 2 == 0});
   }
-  for (const auto& cc : cases) {
-    SCOPED_TRACE(::testing::Message() << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m
-                                      << " k" << cc.kh << "x" << cc.kw << " s" << cc.stride << " d" << cc.dilation);
-    Node node{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
-    node.attrs["pads"].kind = Attribute::Kind::Ints;
-    node.attrs["pads"].ints = cc.pads;
-    node.attrs["strides"].kind = Attribute::Kind::Ints;
-    node.attrs["strides"].ints = {cc.stride, cc.stride};
-    node.attrs["dilations"].kind = Attribute::Kind::Ints;
-    node.attrs["dilations"].ints = {cc.dilation, cc.dilation};
-    const int64_t eh = (cc.kh - 1) * cc.dilation + 1, ew = (cc.kw - 1) * cc.dilation + 1;
-    if (cc.h + cc.pads[0] + cc.pads[2] < eh || cc.w + cc.pads[1] + cc.pads[3] < ew) continue;
-    Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, 0, 255));
-    Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
-    Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
-    Inputs in = {&x, &w, cc.bias ? &b : nullptr};
-    std::vector<Tensor> want(1), got(1);
-    find_op("Conv")->reference(node, in, want);
-    Graph g;
-    auto kernel = fast::prepare_conv_f32(node, g);
-    ASSERT_TRUE(kernel);
-    got[0] = make_f32({1}, {std::nanf("")});
-    kernel(in, got);
-    ASSERT_EQ(got[0].shape, want[0].shape);
-    for (int64_t i = 0; i < want[0].numel(); ++i)
-      ASSERT_NEAR(got[0].data<float>()[i], want[0].data<float>()[i], 1e-5 * (std::fabs(want[0].data<float>()[i]) + 255 * cc.c * cc.kh * cc.kw))
-          << "element " << i;
-  }
+  for_each_float_isa([&] {
+    for (const auto& cc : cases) {
+      SCOPED_TRACE(::testing::Message() << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m
+                                        << " k" << cc.kh << "x" << cc.kw << " s" << cc.stride << " d" << cc.dilation);
+      Node node{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
+      node.attrs["pads"].kind = Attribute::Kind::Ints;
+      node.attrs["pads"].ints = cc.pads;
+      node.attrs["strides"].kind = Attribute::Kind::Ints;
+      node.attrs["strides"].ints = {cc.stride, cc.stride};
+      node.attrs["dilations"].kind = Attribute::Kind::Ints;
+      node.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+      const int64_t eh = (cc.kh - 1) * cc.dilation + 1, ew = (cc.kw - 1) * cc.dilation + 1;
+      if (cc.h + cc.pads[0] + cc.pads[2] < eh || cc.w + cc.pads[1] + cc.pads[3] < ew) continue;
+      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, 0, 255));
+      Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
+      Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
+      Inputs in = {&x, &w, cc.bias ? &b : nullptr};
+      std::vector<Tensor> want(1), got(1);
+      find_op("Conv")->reference(node, in, want);
+      Graph g;
+      auto kernel = fast::prepare_conv_f32(node, g);
+      ASSERT_TRUE(kernel);
+      got[0] = make_f32({1}, {std::nanf("")});
+      kernel(in, got);
+      ASSERT_EQ(got[0].shape, want[0].shape);
+      for (int64_t i = 0; i < want[0].numel(); ++i)
+        ASSERT_NEAR(got[0].data<float>()[i], want[0].data<float>()[i],
+                    1e-5 * (std::fabs(want[0].data<float>()[i]) + 255 * cc.c * cc.kh * cc.kw))
+            << "element " << i;
+    }
+  });
 }
 
 // Conv with the fused epilogues against the unfused chain (fast conv, then the reference Add and Relu): the same float
@@ -121,82 +141,86 @@ TEST(FastConv, FusedEpiloguesMatchTheUnfusedChainBitForBit) {
       {2, 5, 9, 7, 7, 1, 1, 1, 1, {0, 0, 0, 0}, true},      // 1x1, 63 positions
       {1, 3, 6, 6, 5, 2, 2, 3, 2, {1, 1, 1, 1}, true},      // stride 3, dilation 2
   };
-  for (const auto& cc : cases)
-    // relu; add; add + relu; relu + fake quant; fake quant; the QDQ residual block (conv fake quant, add, relu, fake
-    // quant); conv fake quant + add.
-    for (int variant = 0; variant < 7; ++variant) {
-      const bool conv_fq = variant >= 5, add = variant == 1 || variant == 2 || conv_fq,
-                 relu = variant != 1 && variant != 4 && variant != 6, fq = variant >= 3 && variant != 6;
-      SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w << " s"
-                                        << cc.stride << " conv_fq " << conv_fq << " add " << add << " relu " << relu
-                                        << " fq " << fq);
-      Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
-      conv.attrs["pads"].kind = Attribute::Kind::Ints;
-      conv.attrs["pads"].ints = cc.pads;
-      conv.attrs["strides"].kind = Attribute::Kind::Ints;
-      conv.attrs["strides"].ints = {cc.stride, cc.stride};
-      conv.attrs["dilations"].kind = Attribute::Kind::Ints;
-      conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
-      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -2, 2));
-      Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
-      Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
-      Graph g;
-      std::vector<Tensor> y(1), want(1);
-      fast::prepare_conv_f32(conv, g)({&x, &w, cc.bias ? &b : nullptr}, y);
-      Tensor addend = make_f32(y[0].shape, random_floats(y[0].numel(), rng, -1, 1));
-      want[0] = y[0];
-      // QuantizeLinear -> DequantizeLinear by the reference kernels; a scale that clips some values.
-      auto fake_quant = [&](DType dtype, int32_t zero_point, float scale) {
-        Tensor s = make_scalar_f32(scale), z(dtype, {});
-        if (dtype == DType::u8) z.data<uint8_t>()[0] = static_cast<uint8_t>(zero_point);
-        else z.data<int8_t>()[0] = static_cast<int8_t>(zero_point);
-        std::vector<Tensor> codes(1), deq(1);
-        find_op("QuantizeLinear")->reference(Node{"q", "QuantizeLinear", "", {"z", "s", "zp"}, {"q"}, {}},
-                                             {&want[0], &s, &z}, codes);
-        find_op("DequantizeLinear")->reference(Node{"d", "DequantizeLinear", "", {"q", "s", "zp"}, {"d"}, {}},
-                                               {&codes[0], &s, &z}, deq);
-        want[0] = deq[0];
-        return fast::FakeQuant{dtype, scale, scale, zero_point, zero_point};
-      };
-      fast::ConvFusion fusion;
-      if (conv_fq) {
-        fusion.conv_fake_quant = true;
-        fusion.conv_quant = fake_quant(DType::i8, 7, 0.021f);
-      }
-      if (add) {
-        std::vector<Tensor> sum(1);
-        find_op("Add")->reference(Node{"a", "Add", "", {"y", "r"}, {"s"}, {}}, {&want[0], &addend}, sum);
-        want[0] = sum[0];
-      }
-      if (relu) {
-        std::vector<Tensor> r(1);
-        find_op("Relu")->reference(Node{"r", "Relu", "", {"s"}, {"z"}, {}}, {&want[0]}, r);
-        want[0] = r[0];
-      }
-      fusion.add = add;
-      fusion.relu = relu;
-      if (fq) {  // u8 codes for relu outputs, i8 codes for signed ones
-        fusion.fake_quant = true;
-        fusion.quant = relu ? fake_quant(DType::u8, 3, 0.013f) : fake_quant(DType::i8, -5, 0.013f);
-      }
-      auto fused = fast::prepare_conv_f32_fused(conv, g, fusion);
-      ASSERT_TRUE(fused);
-      std::vector<Tensor> got(1);
-      got[0] = make_f32({2}, {std::nanf(""), 1});
-      Inputs in = {&x, &w, cc.bias ? &b : nullptr};
-      if (add) in.push_back(&addend);
-      fused(in, got);
-      ASSERT_EQ(got[0].shape, want[0].shape);
-      ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
-      // A mismatched addend shape falls back to the node-by-node chain
-      // (reference broadcasting).
-      if (add && cc.m > 1) {
-        Tensor row = make_f32({1, cc.m, 1, 1}, random_floats(cc.m, rng));
-        in.back() = &row;
+  for_each_float_isa([&] {
+    for (const auto& cc : cases)
+      // relu; add; add + relu; relu + fake quant; fake quant; the QDQ residual block (conv fake quant, add, relu, fake
+      // quant); conv fake quant + add.
+      for (int variant = 0; variant < 7; ++variant) {
+        const bool conv_fq = variant >= 5, add = variant == 1 || variant == 2 || conv_fq,
+                   relu = variant != 1 && variant != 4 && variant != 6, fq = variant >= 3 && variant != 6;
+        SCOPED_TRACE(::testing::Message()
+                     << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w << " s" << cc.stride << " conv_fq "
+                     << conv_fq << " add " << add << " relu " << relu << " fq " << fq);
+        Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
+        conv.attrs["pads"].kind = Attribute::Kind::Ints;
+        conv.attrs["pads"].ints = cc.pads;
+        conv.attrs["strides"].kind = Attribute::Kind::Ints;
+        conv.attrs["strides"].ints = {cc.stride, cc.stride};
+        conv.attrs["dilations"].kind = Attribute::Kind::Ints;
+        conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+        Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -2, 2));
+        Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
+        Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
+        Graph g;
+        std::vector<Tensor> y(1), want(1);
+        fast::prepare_conv_f32(conv, g)({&x, &w, cc.bias ? &b : nullptr}, y);
+        Tensor addend = make_f32(y[0].shape, random_floats(y[0].numel(), rng, -1, 1));
+        want[0] = y[0];
+        // QuantizeLinear -> DequantizeLinear by the reference kernels; a scale that clips some values.
+        auto fake_quant = [&](DType dtype, int32_t zero_point, float scale) {
+          Tensor s = make_scalar_f32(scale), z(dtype, {});
+          if (dtype == DType::u8)
+            z.data<uint8_t>()[0] = static_cast<uint8_t>(zero_point);
+          else
+            z.data<int8_t>()[0] = static_cast<int8_t>(zero_point);
+          std::vector<Tensor> codes(1), deq(1);
+          find_op("QuantizeLinear")
+              ->reference(Node{"q", "QuantizeLinear", "", {"z", "s", "zp"}, {"q"}, {}}, {&want[0], &s, &z}, codes);
+          find_op("DequantizeLinear")
+              ->reference(Node{"d", "DequantizeLinear", "", {"q", "s", "zp"}, {"d"}, {}}, {&codes[0], &s, &z}, deq);
+          want[0] = deq[0];
+          return fast::FakeQuant{dtype, scale, scale, zero_point, zero_point};
+        };
+        fast::ConvFusion fusion;
+        if (conv_fq) {
+          fusion.conv_fake_quant = true;
+          fusion.conv_quant = fake_quant(DType::i8, 7, 0.021f);
+        }
+        if (add) {
+          std::vector<Tensor> sum(1);
+          find_op("Add")->reference(Node{"a", "Add", "", {"y", "r"}, {"s"}, {}}, {&want[0], &addend}, sum);
+          want[0] = sum[0];
+        }
+        if (relu) {
+          std::vector<Tensor> r(1);
+          find_op("Relu")->reference(Node{"r", "Relu", "", {"s"}, {"z"}, {}}, {&want[0]}, r);
+          want[0] = r[0];
+        }
+        fusion.add = add;
+        fusion.relu = relu;
+        if (fq) {  // u8 codes for relu outputs, i8 codes for signed ones
+          fusion.fake_quant = true;
+          fusion.quant = relu ? fake_quant(DType::u8, 3, 0.013f) : fake_quant(DType::i8, -5, 0.013f);
+        }
+        auto fused = fast::prepare_conv_f32_fused(conv, g, fusion);
+        ASSERT_TRUE(fused);
+        std::vector<Tensor> got(1);
+        got[0] = make_f32({2}, {std::nanf(""), 1});
+        Inputs in = {&x, &w, cc.bias ? &b : nullptr};
+        if (add) in.push_back(&addend);
         fused(in, got);
-        EXPECT_EQ(got[0].shape, want[0].shape);
+        ASSERT_EQ(got[0].shape, want[0].shape);
+        ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
+        // A mismatched addend shape falls back to the node-by-node chain
+        // (reference broadcasting).
+        if (add && cc.m > 1) {
+          Tensor row = make_f32({1, cc.m, 1, 1}, random_floats(cc.m, rng));
+          in.back() = &row;
+          fused(in, got);
+          EXPECT_EQ(got[0].shape, want[0].shape);
+        }
       }
-    }
+  });
 }
 
 // The MLAS-order contract: the fast conv equals im2col + sgemm_portable + bias bit for bit (what keeps QDQ models on
@@ -223,48 +247,54 @@ TEST(FastConv, EqualsIm2colThenPortableSgemmBitForBit) {
       {1, 4, 10, 16, 5, 3, 3, 1, 1, {1, 1, 1, 1}, true},
       {1, 4, 11, 16, 5, 3, 3, 1, 1, {1, 1, 0, 1}, true},
       {1, 4, 10, 16, 5, 3, 3, 1, 1, {1, 1, 1, 1}, true},
+      // The AVX-512 code takes strips in pairs: 24-wide rows (a strip's halves in two rows), an odd strip count
+      // left over (9 strips), 7 rows of channels (a 6-row and a 1-row panel).
+      {1, 4, 6, 24, 7, 3, 3, 1, 1, {1, 1, 1, 1}, true},
+      {2, 9, 12, 12, 13, 3, 3, 2, 1, {1, 1, 1, 1}, false},
   };
-  for (const auto& cc : cases) {
-    SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w);
-    Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
-    conv.attrs["pads"].kind = Attribute::Kind::Ints;
-    conv.attrs["pads"].ints = cc.pads;
-    conv.attrs["strides"].kind = Attribute::Kind::Ints;
-    conv.attrs["strides"].ints = {cc.stride, cc.stride};
-    conv.attrs["dilations"].kind = Attribute::Kind::Ints;
-    conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
-    Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -3, 3));
-    Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
-    Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
-    Graph g;
-    std::vector<Tensor> got(1);
-    fast::prepare_conv_f32(conv, g)({&x, &w, cc.bias ? &b : nullptr}, got);
-    const int64_t eh = (cc.kh - 1) * cc.dilation + 1, ew = (cc.kw - 1) * cc.dilation + 1;
-    const int64_t oh = (cc.h + cc.pads[0] + cc.pads[2] - eh) / cc.stride + 1;
-    const int64_t ow = (cc.w + cc.pads[1] + cc.pads[3] - ew) / cc.stride + 1;
-    const int64_t k = cc.c * cc.kh * cc.kw, sp = oh * ow;
-    ASSERT_EQ(got[0].shape, (Shape{cc.n, cc.m, oh, ow}));
-    std::vector<float> col(k * sp), want(cc.m * sp);
-    for (int64_t i = 0; i < cc.n; ++i) {
-      for (int64_t ci = 0; ci < cc.c; ++ci)
-        for (int64_t ky = 0; ky < cc.kh; ++ky)
-          for (int64_t kx = 0; kx < cc.kw; ++kx)
-            for (int64_t oy = 0; oy < oh; ++oy)
-              for (int64_t ox = 0; ox < ow; ++ox) {
-                const int64_t iy = oy * cc.stride - cc.pads[0] + ky * cc.dilation;
-                const int64_t ix = ox * cc.stride - cc.pads[1] + kx * cc.dilation;
-                col[((ci * cc.kh + ky) * cc.kw + kx) * sp + oy * ow + ox] =
-                    iy >= 0 && iy < cc.h && ix >= 0 && ix < cc.w
-                        ? x.data<float>()[((i * cc.c + ci) * cc.h + iy) * cc.w + ix]
-                        : 0.0f;
-              }
-      fast::sgemm_portable(cc.m, sp, k, w.data<float>(), k, col.data(), sp, want.data(), sp);
-      if (cc.bias)
-        for (int64_t mi = 0; mi < cc.m; ++mi)
-          for (int64_t s = 0; s < sp; ++s) want[mi * sp + s] += b.data<float>()[mi];
-      ASSERT_EQ(0, std::memcmp(want.data(), got[0].data<float>() + i * cc.m * sp, want.size() * 4)) << "image " << i;
+  for_each_float_isa([&] {
+    for (const auto& cc : cases) {
+      SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w);
+      Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
+      conv.attrs["pads"].kind = Attribute::Kind::Ints;
+      conv.attrs["pads"].ints = cc.pads;
+      conv.attrs["strides"].kind = Attribute::Kind::Ints;
+      conv.attrs["strides"].ints = {cc.stride, cc.stride};
+      conv.attrs["dilations"].kind = Attribute::Kind::Ints;
+      conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -3, 3));
+      Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
+      Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
+      Graph g;
+      std::vector<Tensor> got(1);
+      fast::prepare_conv_f32(conv, g)({&x, &w, cc.bias ? &b : nullptr}, got);
+      const int64_t eh = (cc.kh - 1) * cc.dilation + 1, ew = (cc.kw - 1) * cc.dilation + 1;
+      const int64_t oh = (cc.h + cc.pads[0] + cc.pads[2] - eh) / cc.stride + 1;
+      const int64_t ow = (cc.w + cc.pads[1] + cc.pads[3] - ew) / cc.stride + 1;
+      const int64_t k = cc.c * cc.kh * cc.kw, sp = oh * ow;
+      ASSERT_EQ(got[0].shape, (Shape{cc.n, cc.m, oh, ow}));
+      std::vector<float> col(k * sp), want(cc.m * sp);
+      for (int64_t i = 0; i < cc.n; ++i) {
+        for (int64_t ci = 0; ci < cc.c; ++ci)
+          for (int64_t ky = 0; ky < cc.kh; ++ky)
+            for (int64_t kx = 0; kx < cc.kw; ++kx)
+              for (int64_t oy = 0; oy < oh; ++oy)
+                for (int64_t ox = 0; ox < ow; ++ox) {
+                  const int64_t iy = oy * cc.stride - cc.pads[0] + ky * cc.dilation;
+                  const int64_t ix = ox * cc.stride - cc.pads[1] + kx * cc.dilation;
+                  col[((ci * cc.kh + ky) * cc.kw + kx) * sp + oy * ow + ox] =
+                      iy >= 0 && iy < cc.h && ix >= 0 && ix < cc.w
+                          ? x.data<float>()[((i * cc.c + ci) * cc.h + iy) * cc.w + ix]
+                          : 0.0f;
+                }
+        fast::sgemm_portable(cc.m, sp, k, w.data<float>(), k, col.data(), sp, want.data(), sp);
+        if (cc.bias)
+          for (int64_t mi = 0; mi < cc.m; ++mi)
+            for (int64_t s = 0; s < sp; ++s) want[mi * sp + s] += b.data<float>()[mi];
+        ASSERT_EQ(0, std::memcmp(want.data(), got[0].data<float>() + i * cc.m * sp, want.size() * 4)) << "image " << i;
+      }
     }
-  }
+  });
 }
 
 // Weights packed at preparation (an initializer) and weights arriving at run time give the same bits.

@@ -3,27 +3,29 @@
 //
 // Arithmetic (the contract shared with sgemm.h and ONNX Runtime's MLAS): every Y element is an FMA chain over k
 // restarted at zero for each k-block of mlas_k_block(J, K), the blocks are added in order, then the bias, then (fused)
-// the conv's own QuantizeLinear/DequantizeLinear pair, the residual Add, the Relu and the result's pair. Only the schedule differs from
-// `im2col + sgemm`:
+// the conv's own QuantizeLinear/DequantizeLinear pair, the residual Add, the Relu and the result's pair. Only the
+// schedule differs from `im2col + sgemm`:
 //   - A is packed once per executor (prepare) when W is a constant, in panels of kMR rows;
 //   - B is never materialised whole: the image is copied once into a zero-padded buffer; stride-1 convs whose output
 //     rows are whole 8-position halves read their taps from it in place, the others gather each strip of kNR output
 //     positions into a [K][kNR] panel that stays in L1/L2 while every row panel uses it;
 //   - a kMR x kNR register tile runs all k-blocks (folding each into the tile in order) and stores once, through the
 //     epilogue.
+// CPUs with AVX-512 run two strips at once with 16-lane vectors (the same FMA chains per element, so the same floats);
 // CPUs without AVX2/FMA run the plain im2col + sgemm_portable path (same arithmetic).
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 
+#include "runtime/cpu_features.h"
 #include "runtime/kernels/fast/padded_image.h"
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/kernels/fast/sgemm.h"
 #include "runtime/kernels/reference/common.h"
 #include "runtime/thread_pool.h"
-#include "runtime/cpu_features.h"
 
 namespace qplay::fast {
 namespace {
@@ -308,6 +310,135 @@ __attribute__((target("avx2,fma"))) void conv_strips_avx2(const float* xp, const
   }
 }
 
+// ---- AVX-512 path: the AVX2 path's arithmetic on two strips at once
+// ------------------------------------------------
+
+// Where the 512-bit micro-kernel reads row q of a strip's B (16 output positions in one vector).
+struct PanelRows16 {
+  const float* panel;
+  __attribute__((target("avx512f"), always_inline)) __m512 load(int64_t q) const {
+    return _mm512_loadu_ps(panel + q * kNR);
+  }
+};
+// Straight from the padded image, the strip's 16 positions consecutive in one output row.
+struct ImageTaps16 {
+  const float* first;
+  const int64_t* k_off;
+  __attribute__((target("avx512f"), always_inline)) __m512 load(int64_t q) const {
+    return _mm512_loadu_ps(first + k_off[q]);
+  }
+};
+// Straight from the padded image, the strip's two 8-position halves anywhere (e.g. in two output rows).
+struct ImageTapsHalves {
+  const float* lo_half;
+  const float* hi_half;
+  const int64_t* k_off;
+  __attribute__((target("avx512f,avx512dq"), always_inline)) __m512 load(int64_t q) const {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(lo_half + k_off[q])),
+                              _mm256_loadu_ps(hi_half + k_off[q]), 1);
+  }
+};
+
+__attribute__((target("avx512f"), always_inline)) inline void fold_block16(float* tile, __m512 c, bool first) {
+  _mm512_store_ps(tile, first ? c : _mm512_add_ps(_mm512_load_ps(tile), c));
+}
+
+// micro_tile for two strips: tile0/tile1[r][0..16) get exactly the sums micro_tile gives each strip (per element an
+// FMA chain from zero over each k-block, blocks folded in order), with Rows x 2 independent 16-lane accumulators.
+template <int Rows, class Source>
+__attribute__((target("avx512f,avx512dq"), noinline)) void micro_tile_pair(int64_t k, int64_t kb, const float* a,
+                                                                           Source b0, Source b1, float* tile0,
+                                                                           float* tile1) {
+  static_assert(Rows <= kMR);
+  for (int64_t k0 = 0; k0 < k; k0 += kb) {
+    const int64_t k1 = std::min(k, k0 + kb);
+    __m512 c0[Rows], c1[Rows];
+#pragma GCC unroll 6
+    for (int r = 0; r < Rows; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+    const float* ak = a + k0 * kMR;
+    for (int64_t q = k0; q < k1; ++q, ak += kMR) {
+      const __m512 x0 = b0.load(q), x1 = b1.load(q);
+#pragma GCC unroll 6
+      for (int r = 0; r < Rows; ++r) {
+        const __m512 av = _mm512_set1_ps(ak[r]);
+        c0[r] = _mm512_fmadd_ps(av, x0, c0[r]);
+        c1[r] = _mm512_fmadd_ps(av, x1, c1[r]);
+      }
+    }
+    const bool first = k0 == 0;
+#pragma GCC unroll 6
+    for (int r = 0; r < Rows; ++r) {
+      fold_block16(tile0 + kNR * r, c0[r], first);
+      fold_block16(tile1 + kNR * r, c1[r], first);
+    }
+  }
+}
+
+template <class Source>
+void micro_rows_pair(int64_t rows, int64_t k, int64_t kb, const float* a, Source b0, Source b1, float* tile0,
+                     float* tile1) {
+  if (rows <= 4)
+    micro_tile_pair<4>(k, kb, a, b0, b1, tile0, tile1);
+  else
+    micro_tile_pair<6>(k, kb, a, b0, b1, tile0, tile1);
+}
+
+// Where strip s's taps start in the padded image (stride-1 direct convs): its two halves.
+struct StripHalves {
+  const float* lo;
+  const float* hi;
+};
+StripHalves strip_halves(const float* xp, const ConvPlan& p, const Conv2dGeometry& g, int64_t s) {
+  const int64_t j0 = s * kNR, cols = std::min(kNR, p.spatial - j0);
+  const int64_t oy = j0 / p.ow, ox = j0 % p.ow;
+  const float* lo = xp + oy * g.stride_h * p.wp + ox;
+  if (cols <= 8) return {lo, lo};
+  const int64_t j1 = j0 + 8, oy1 = j1 / p.ow, ox1 = j1 % p.ow;
+  return {lo, xp + oy1 * g.stride_h * p.wp + ox1};
+}
+
+// conv_strips_avx2 with strips taken in pairs [s, s + 1); an odd last strip goes to conv_strips_avx2. `panels` holds
+// two strips' patches.
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) void conv_strips_avx512(const float* xp, const PackedWeights& a,
+                                                                             const ConvPlan& p, const Conv2dGeometry& g,
+                                                                             float* y, const Epilogue& e, int64_t s0,
+                                                                             int64_t s1, float* panels) {
+  alignas(64) float tile0[kMR * kNR], tile1[kMR * kNR];
+  const int64_t row_panels = (p.m + kMR - 1) / kMR;
+  const bool direct = g.stride_w == 1 && p.ow % 8 == 0;
+  const bool whole_rows = direct && p.ow % kNR == 0;  // every strip is 16 consecutive positions of one row
+  float* panel0 = panels;
+  float* panel1 = panels + p.k * kNR + 8;
+  int64_t s = s0;
+  for (; s + 1 < s1; s += 2) {
+    const int64_t j0 = s * kNR, j1 = j0 + kNR;
+    const int64_t cols0 = kNR, cols1 = std::min(kNR, p.spatial - j1);
+    StripHalves h0{}, h1{};
+    if (direct) {
+      h0 = strip_halves(xp, p, g, s);
+      h1 = strip_halves(xp, p, g, s + 1);
+    } else {
+      pack_strip(xp, p, g, j0, cols0, panel0);
+      pack_strip(xp, p, g, j1, cols1, panel1);
+    }
+    for (int64_t pi = 0; pi < row_panels; ++pi) {
+      const int64_t rows = std::min(kMR, p.m - pi * kMR);
+      const float* ap = a.data.data() + pi * p.k * kMR;
+      if (whole_rows)
+        micro_rows_pair(rows, p.k, p.k_block, ap, ImageTaps16{h0.lo, p.k_off.data()},
+                        ImageTaps16{h1.lo, p.k_off.data()}, tile0, tile1);
+      else if (direct)
+        micro_rows_pair(rows, p.k, p.k_block, ap, ImageTapsHalves{h0.lo, h0.hi, p.k_off.data()},
+                        ImageTapsHalves{h1.lo, h1.hi, p.k_off.data()}, tile0, tile1);
+      else
+        micro_rows_pair(rows, p.k, p.k_block, ap, PanelRows16{panel0}, PanelRows16{panel1}, tile0, tile1);
+      store_tile(tile0, rows, cols0, y, p.spatial, pi * kMR, j0, e);
+      store_tile(tile1, rows, cols1, y, p.spatial, pi * kMR, j1, e);
+    }
+  }
+  if (s < s1) conv_strips_avx2(xp, a, p, g, y, e, s, s1, panels);
+}
+
 // Per-thread scratch: one strip's patches (the padded images are padded_image.h's).
 struct Scratch {
   std::vector<float> panel;
@@ -315,7 +446,8 @@ struct Scratch {
 
 Scratch& scratch_for(const ConvPlan& p) {
   thread_local Scratch s;
-  s.panel.resize(static_cast<size_t>(p.k * kNR + 8));  // +8: overhang of the last row's 8-lane stores
+  // Two strips' panels (the AVX-512 path's pair), each +8: overhang of the last row's 8-lane stores.
+  s.panel.resize(static_cast<size_t>(2 * (p.k * kNR + 8)));
   return s;
 }
 
@@ -336,10 +468,13 @@ void apply_epilogue(float* y, int64_t m, int64_t spatial, const Epilogue& e) {
   }
 }
 
+std::atomic<bool> avx2_float_forced{false};
+
 struct ConvSetup {
   Node node;
   Conv2dGeometry geo;
   ConvFusion fusion;
+  bool avx512 = false;                          // chosen at preparation (use_avx512_float_kernels())
   std::shared_ptr<const PackedWeights> packed;  // when W is a constant of the graph
   const float* packed_for = nullptr;            // the constant's data it was packed from
 };
@@ -406,12 +541,13 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
     for (int64_t ky = 0; ky < p.kh; ++ky)
       for (int64_t kx = 0; kx < p.kw; ++kx, ++kk) p.k_off[kk] = (ci * p.hp + ky * geo.dil_h) * p.wp + kx * geo.dil_w;
   const int64_t strips = (p.spatial + kNR - 1) / kNR;
+  const auto strips_of = s.avx512 ? conv_strips_avx512 : conv_strips_avx2;
   const float* xb = x->data<float>();
   float* yb = out.data<float>();
   auto image = [&](int64_t i, int64_t s0, int64_t s1, const float* padded, Scratch& sc) {
     Epilogue ei = e;
     ei.residual = r ? r->data<float>() + i * image_out : nullptr;
-    conv_strips_avx2(padded, *a, p, geo, yb + i * image_out, ei, s0, s1, sc.panel.data());
+    strips_of(padded, *a, p, geo, yb + i * image_out, ei, s0, s1, sc.panel.data());
   };
   // Intra-op threads (a run that asked for them): one image's strips split in contiguous chunks,
   // or whole images. Each output element is computed by the same code whichever thread runs it.
@@ -424,7 +560,7 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
       Scratch& sc = scratch_for(p);
       Epilogue ei = e;
       ei.residual = r ? r->data<float>() : nullptr;
-      conv_strips_avx2(shared, *a, p, geo, yb, ei, strips * c / chunks, strips * (c + 1) / chunks, sc.panel.data());
+      strips_of(shared, *a, p, geo, yb, ei, strips * c / chunks, strips * (c + 1) / chunks, sc.panel.data());
     });
     return true;
   }
@@ -461,6 +597,7 @@ PreparedKernel prepare_conv_f32_fused(const Node& node, const Graph& graph, Conv
   setup->node = node;
   setup->geo = {strides[0], strides[1], dilations[0], dilations[1], pads[0], pads[1], pads[2], pads[3]};
   setup->fusion = fusion;
+  setup->avx512 = use_avx512_float_kernels();
   // Weights that are constants of the graph are packed here, once.
   if (node.inputs.size() > 1)
     if (const Tensor* w = graph.initializer(node.inputs[1]))
@@ -520,6 +657,10 @@ PreparedKernel prepare_conv_f32_fused(const Node& node, const Graph& graph, Conv
     out[0] = std::move(y[0]);
   };
 }
+
+void force_avx2_float_kernels(bool avx2) { avx2_float_forced = avx2; }
+
+bool use_avx512_float_kernels() { return !avx2_float_forced && has_avx2_fma() && has_avx512f(); }
 
 PreparedKernel prepare_conv_f32(const Node& node, const Graph& graph) {
   return prepare_conv_f32_fused(node, graph, ConvFusion{});

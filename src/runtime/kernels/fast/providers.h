@@ -54,6 +54,12 @@ PreparedKernel prepare_pool_f32(const Node& node, const Graph& graph);
 // Transpose of a rank-2 to rank-6 tensor of any element size: a strided copy.
 PreparedKernel prepare_transpose(const Node& node, const Graph& graph);
 
+// For tests: makes the float kernels prepared afterwards use their AVX2 code where the CPU has AVX-512 (both
+// compute the same floats; this lets one machine test both). Process-wide; not while other threads prepare kernels.
+void force_avx2_float_kernels(bool avx2);
+// Whether float kernels prepared now take their AVX-512 code: the CPU has avx512f and AVX2 is not forced.
+bool use_avx512_float_kernels();
+
 // All fast providers, in the order the executor should try them.
 std::vector<KernelProvider> all_providers();
 
