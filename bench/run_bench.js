@@ -334,8 +334,8 @@ function boundSection(L, R) {
   const int16 = j.int16_bound_images_per_second;
   L.push(`\`${p.cmd}\` (run before and after the rounds; the higher figure) runs register-resident loops of the ` +
          `instructions the kernels are built from on ${j.threads} threads: **${(j.fp32_multiply_adds_per_second / 1e9).toFixed(0)} G** ` +
-         `fp32 multiply-adds/s (8-lane FMA) and **${(j.int16_multiply_adds_per_second / 1e9).toFixed(0)} G** int16 ` +
-         'multiply-adds/s (`vpmaddwd` + `vpaddd`, how the exact integer kernels multiply). ResNet-8 has ' +
+         `fp32 multiply-adds/s (\`${j.fp32_instruction}\`) and **${(j.int16_multiply_adds_per_second / 1e9).toFixed(0)} G** int16 ` +
+         `multiply-adds/s (\`${j.int16_instruction}\`, how the exact integer kernels multiply). ResNet-8 has ` +
          `${fmtInt(j.multiply_adds_per_image)} multiply-adds per image (REFERENCE.md: 12,501,632), ` +
          `${fmtInt(j.winograd_eligible_multiply_adds_per_image)} of them in 3x3 stride-1 convs, which Winograd ` +
          'F(2x2, 3x3) does with 2.25x fewer multiplies. The bound is the images/s if every multiply-add ran at the peak ' +
@@ -384,7 +384,7 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
   L.push('');
   L.push(`- **Date**: ${date}; whole benchmark took ${(totalSeconds / 60).toFixed(1)} min`);
   L.push(`- **Machine**: ${m.cpu}, ${m.logical_cpus} logical CPUs, ${m.memory_gb} GB, ${m.kernel}; SIMD flags: ${m.simd || 'none of avx2/fma/avx512'}`);
-  L.push(`- **qplay instruction set** (\`fast::sgemm_isa()\`): \`${isa}\``);
+  L.push(`- **qplay instruction set** (what its kernels chose on this CPU): \`${isa}\``);
   L.push(`- **ONNX Runtime**: onnxruntime-node ${m.onnxruntime} on Node ${m.node}`);
   L.push(`- **Data**: \`${data.path}\`, ${images} images (${data.note})`);
   L.push(`- **Settings**: ${THREADS} threads, batch ${BATCH}, ${ROUNDS} rounds of all measurements (qplay and ONNX Runtime ` +

@@ -30,6 +30,8 @@
 #include "io/onnx_model.h"
 #include "runtime/executor.h"
 #include "runtime/kernels/fast/machine_peak.h"
+#include "runtime/kernels/fast/providers.h"
+#include "runtime/kernels/fast/qgemm_s16.h"
 #include "runtime/kernels/fast/sgemm.h"
 
 // Integer mode comes from src/runtime/integer/lower.h (`Graph lower_to_integer(const Graph&)`).
@@ -307,7 +309,9 @@ json peak_report(const BenchOptions& o) {
             {"multiply_adds_per_image", macs.total},
             {"winograd_eligible_multiply_adds_per_image", macs.winograd_eligible},
             {"fp32_multiply_adds_per_second", peak.fp32_mac_per_s},
-            {"int16_multiply_adds_per_second", peak.int16_mac_per_s}};
+            {"fp32_instruction", peak.fp32_instruction},
+            {"int16_multiply_adds_per_second", peak.int16_mac_per_s},
+            {"int16_instruction", peak.int16_instruction}};
   j["fp32_bound_images_per_second"] = peak.fp32_mac_per_s / static_cast<double>(macs.total);
   j["fp32_winograd_bound_images_per_second"] = peak.fp32_mac_per_s / winograd_macs;
   j["int16_bound_images_per_second"] = peak.int16_mac_per_s / static_cast<double>(macs.total);
@@ -317,8 +321,10 @@ json peak_report(const BenchOptions& o) {
 std::string peak_text(const json& j) {
   std::ostringstream s;
   s << "machine peak, " << j["threads"].get<int>() << " threads (" << j["isa"].get<std::string>() << ")\n"
-    << "  fp32 FMA         " << j["fp32_multiply_adds_per_second"].get<double>() / 1e9 << " G multiply-adds/s\n"
-    << "  int16 vpmaddwd   " << j["int16_multiply_adds_per_second"].get<double>() / 1e9 << " G multiply-adds/s\n"
+    << "  fp32   " << j["fp32_multiply_adds_per_second"].get<double>() / 1e9 << " G multiply-adds/s ("
+    << j["fp32_instruction"].get<std::string>() << ")\n"
+    << "  int16  " << j["int16_multiply_adds_per_second"].get<double>() / 1e9 << " G multiply-adds/s ("
+    << j["int16_instruction"].get<std::string>() << ")\n"
     << "model " << j["model"].get<std::string>() << ": " << j["multiply_adds_per_image"].get<int64_t>()
     << " multiply-adds per image\n"
     << "  bound fp32       " << j["fp32_bound_images_per_second"].get<double>() << " images/s ("
@@ -352,7 +358,12 @@ json run_benchmark(const BenchOptions& o) {
   j["images"] = images;
   j["batch"] = o.batch;
   j["batch_slice"] = executor.batch_slice();
-  j["isa"] = fast::sgemm_isa();
+  // What the kernels prepared for this run use: the float convs, and the integer tiles.
+  const bool vnni = fast::select_qkernels().tile == fast::qtile_4x16_vnni;
+  j["isa"] = std::string("float ") + (fast::use_avx512_float_kernels() ? "avx512f" : fast::sgemm_isa()) + ", integer " +
+             (vnni                           ? "avx512-vnni"
+              : fast::select_qkernels().avx2 ? "avx2"
+                                             : "portable");
   j["cpu"] = cpu_model();
   j["hardware_threads"] = std::thread::hardware_concurrency();
 

@@ -7,15 +7,19 @@
 
 namespace qplay::fast {
 
+// Each rate comes from the widest form the CPU has, the one qplay's kernels then use, on 12 independent accumulators
+// per thread.
 struct MachinePeak {
   int threads = 0;
   double seconds = 0;  // wall time of each measurement
-  // fp32 multiply-adds per second: 8-lane FMAs (vfmadd231ps) on 12 independent accumulators per thread.
+  // fp32 multiply-adds per second: FMAs on 16 lanes (AVX-512) or 8 (AVX2).
   double fp32_mac_per_s = 0;
-  // int16 x int16 multiply-adds per second: vpmaddwd + vpaddd on 12 independent accumulators per thread,
-  // the pair the exact integer kernels use (each vpmaddwd does 16 products).
+  std::string fp32_instruction;
+  // int16 x int16 multiply-adds per second, as the exact integer kernels multiply: vpdpwssd (AVX-512 VNNI) or
+  // vpmaddwd + vpaddd (AVX2).
   double int16_mac_per_s = 0;
-  std::string isa;  // "avx2+fma", or "none" when the CPU has neither (both figures are then 0)
+  std::string int16_instruction;
+  std::string isa;  // "avx512f+vnni", "avx512f", "avx2+fma", or "none" (no AVX2+FMA: both figures 0)
 };
 
 // Runs each loop on `threads` threads for about `seconds` of wall time.
