@@ -1,4 +1,6 @@
 // qplay command line: a thin layer over the library; every command can print JSON.
+#include <malloc.h>
+
 #include <iostream>
 
 #include "cli/commands.h"
@@ -15,6 +17,12 @@ void print_result(const nlohmann::json& j, bool as_json, const std::string& text
 }  // namespace qplay::cli
 
 int main(int argc, char** argv) {
+  // Every batch allocates and frees the same activation buffers (up to a few MB each). By default glibc serves
+  // those from fresh mmaps or trims them back to the kernel, so every run pays page faults and the kernel's zeroing
+  // again (a tenth of an integer-mode run). Keep them in the heap for reuse instead: mmap only past 32 MB (glibc's
+  // largest threshold), trim only past 256 MB free.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{"qplay: a quantization playground for small CNNs (ONNX, CIFAR-10)"};
   app.require_subcommand(1);
   qplay::cli::add_info_command(app);

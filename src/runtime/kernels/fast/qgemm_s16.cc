@@ -143,40 +143,57 @@ __attribute__((target("avx2,avx512f,avx512dq"), always_inline)) inline __m512i l
 // in one instruction, wrapping like vpaddd. One 512-bit vector holds a row's two groups (lanes 0-7 group 0, 8-15
 // group 1), and even and odd k-pairs go to separate accumulators, summed at the end (integer sums may be regrouped
 // freely), so eight independent chains hide the instruction's latency.
-__attribute__((target("avx2,avx512f,avx512dq,avx512vl,avx512vnni"))) void qtile_4x16_vnni(
+template <bool Contiguous>
+__attribute__((target("avx2,avx512f,avx512dq"), always_inline)) inline __m512i load_k_pair(const int16_t* group0,
+                                                                                           const int16_t* group1,
+                                                                                           int64_t off) {
+  if constexpr (Contiguous) return _mm512_loadu_si512(group0 + off);
+  return load_two_groups(group0, group1, off);
+}
+
+// The VNNI tile's loop; `Contiguous`: group 1 starts where group 0's 8 pairs end, so one 512-bit load takes both.
+template <bool Contiguous>
+__attribute__((target("avx2,avx512f,avx512dq,avx512vl,avx512vnni"), always_inline)) inline void qtile_vnni_loop(
     int64_t k_pairs, const int16_t* w, const int32_t* offsets, const int16_t* group0, const int16_t* group1,
     const int32_t* bias, int32_t* acc) {
   const int32_t* wp = reinterpret_cast<const int32_t*>(w);  // 4 (w_k, w_k+1) pairs per k-pair
-  // Named accumulators, not arrays: GCC copies array elements between registers every iteration.
-  __m512i e0 = _mm512_set1_epi32(bias[0]), e1 = _mm512_set1_epi32(bias[1]);
-  __m512i e2 = _mm512_set1_epi32(bias[2]), e3 = _mm512_set1_epi32(bias[3]);
-  __m512i o0 = _mm512_setzero_si512(), o1 = o0, o2 = o0, o3 = o0;
+  // Four sets of row accumulators for k-pairs j mod 4 (integer sums may be regrouped freely): 16 independent
+  // chains hide vpdpwssd's latency, and AVX-512's 32 registers hold them.
+  __m512i acc4[4][kTileRows];
+#pragma GCC unroll 4
+  for (int r = 0; r < kTileRows; ++r) {
+    acc4[0][r] = _mm512_set1_epi32(bias[r]);
+    acc4[1][r] = acc4[2][r] = acc4[3][r] = _mm512_setzero_si512();
+  }
   int64_t j = 0;
-  for (; j + 1 < k_pairs; j += 2) {
-    const __m512i x = load_two_groups(group0, group1, 2 * int64_t{offsets[j]});
-    const __m512i y = load_two_groups(group0, group1, 2 * int64_t{offsets[j + 1]});
-    const int32_t* wj = wp + j * kTileRows;
-    e0 = _mm512_dpwssd_epi32(e0, x, _mm512_set1_epi32(wj[0]));
-    e1 = _mm512_dpwssd_epi32(e1, x, _mm512_set1_epi32(wj[1]));
-    e2 = _mm512_dpwssd_epi32(e2, x, _mm512_set1_epi32(wj[2]));
-    e3 = _mm512_dpwssd_epi32(e3, x, _mm512_set1_epi32(wj[3]));
-    o0 = _mm512_dpwssd_epi32(o0, y, _mm512_set1_epi32(wj[4]));
-    o1 = _mm512_dpwssd_epi32(o1, y, _mm512_set1_epi32(wj[5]));
-    o2 = _mm512_dpwssd_epi32(o2, y, _mm512_set1_epi32(wj[6]));
-    o3 = _mm512_dpwssd_epi32(o3, y, _mm512_set1_epi32(wj[7]));
+  for (; j + 3 < k_pairs; j += 4) {
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {
+      const __m512i x = load_k_pair<Contiguous>(group0, group1, 2 * int64_t{offsets[j + u]});
+      const int32_t* wj = wp + (j + u) * kTileRows;
+#pragma GCC unroll 4
+      for (int r = 0; r < kTileRows; ++r) acc4[u][r] = _mm512_dpwssd_epi32(acc4[u][r], x, _mm512_set1_epi32(wj[r]));
+    }
   }
-  if (j < k_pairs) {
-    const __m512i x = load_two_groups(group0, group1, 2 * int64_t{offsets[j]});
+  for (; j < k_pairs; ++j) {
+    const __m512i x = load_k_pair<Contiguous>(group0, group1, 2 * int64_t{offsets[j]});
     const int32_t* wj = wp + j * kTileRows;
-    e0 = _mm512_dpwssd_epi32(e0, x, _mm512_set1_epi32(wj[0]));
-    e1 = _mm512_dpwssd_epi32(e1, x, _mm512_set1_epi32(wj[1]));
-    e2 = _mm512_dpwssd_epi32(e2, x, _mm512_set1_epi32(wj[2]));
-    e3 = _mm512_dpwssd_epi32(e3, x, _mm512_set1_epi32(wj[3]));
+#pragma GCC unroll 4
+    for (int r = 0; r < kTileRows; ++r) acc4[0][r] = _mm512_dpwssd_epi32(acc4[0][r], x, _mm512_set1_epi32(wj[r]));
   }
-  _mm512_storeu_si512(acc + 0, _mm512_add_epi32(e0, o0));
-  _mm512_storeu_si512(acc + 16, _mm512_add_epi32(e1, o1));
-  _mm512_storeu_si512(acc + 32, _mm512_add_epi32(e2, o2));
-  _mm512_storeu_si512(acc + 48, _mm512_add_epi32(e3, o3));
+#pragma GCC unroll 4
+  for (int r = 0; r < kTileRows; ++r)
+    _mm512_storeu_si512(acc + 16 * r, _mm512_add_epi32(_mm512_add_epi32(acc4[0][r], acc4[1][r]),
+                                                       _mm512_add_epi32(acc4[2][r], acc4[3][r])));
+}
+
+__attribute__((target("avx2,avx512f,avx512dq,avx512vl,avx512vnni"))) void qtile_4x16_vnni(
+    int64_t k_pairs, const int16_t* w, const int32_t* offsets, const int16_t* group0, const int16_t* group1,
+    const int32_t* bias, int32_t* acc) {
+  if (group1 == group0 + 2 * kGroupPixels)
+    qtile_vnni_loop<true>(k_pairs, w, offsets, group0, group1, bias, acc);
+  else
+    qtile_vnni_loop<false>(k_pairs, w, offsets, group0, group1, bias, acc);
 }
 
 namespace {
