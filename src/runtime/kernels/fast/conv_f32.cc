@@ -343,6 +343,39 @@ __attribute__((target("avx512f"), always_inline)) inline void fold_block16(float
   _mm512_store_ps(tile, first ? c : _mm512_add_ps(_mm512_load_ps(tile), c));
 }
 
+// fake_quant_avx2 on 16 lanes: the same operations per element.
+__attribute__((target("avx512f"), always_inline)) inline __m512 fake_quant_avx512(__m512 x, const FakeQuantF& e) {
+  const __m512 zp = _mm512_set1_ps(e.q_zero_point);
+  const __m512 q = _mm512_div_ps(x, _mm512_set1_ps(e.q_scale));
+  const __mmask16 nan = _mm512_cmp_ps_mask(q, q, _CMP_UNORD_Q);
+  // The masked forms with every lane set: GCC 12's unmasked ones warn about an undefined vector they pass inside.
+  constexpr __mmask16 all = 0xFFFF;
+  __m512 v = _mm512_add_ps(_mm512_mask_roundscale_ps(q, all, q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+  v = _mm512_mask_max_ps(v, all, v, _mm512_set1_ps(e.q_min));
+  v = _mm512_mask_min_ps(v, all, v, _mm512_set1_ps(e.q_max));
+  v = _mm512_mask_blend_ps(nan, v, zp);
+  return _mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(e.dq_zero_point)), _mm512_set1_ps(e.dq_scale));
+}
+
+// store_tile for whole 16-column rows, one 16-lane vector per row; anything else goes to store_tile.
+__attribute__((target("avx512f"))) void store_tile16(const float* tile, int64_t rows, int64_t cols, float* y,
+                                                     int64_t ldy, int64_t m0, int64_t j0, const Epilogue& e) {
+  if (cols != kNR) {
+    store_tile(tile, rows, cols, y, ldy, m0, j0, e);
+    return;
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r) {
+    __m512 v = _mm512_load_ps(tile + r * kNR);
+    if (e.bias) v = _mm512_add_ps(v, _mm512_set1_ps(e.bias[m0 + r]));
+    if (e.conv_fake_quant) v = fake_quant_avx512(v, e.conv_quant);
+    if (e.residual) v = _mm512_add_ps(v, _mm512_loadu_ps(e.residual + (m0 + r) * ldy + j0));
+    if (e.relu) v = _mm512_mask_max_ps(v, 0xFFFF, zero, v);  // max(0, v), NaN passed through
+    if (e.fake_quant) v = fake_quant_avx512(v, e.quant);
+    _mm512_storeu_ps(y + (m0 + r) * ldy + j0, v);
+  }
+}
+
 // micro_tile for two strips: tile0/tile1[r][0..16) get exactly the sums micro_tile gives each strip (per element an
 // FMA chain from zero over each k-block, blocks folded in order), with Rows x 2 independent 16-lane accumulators.
 template <int Rows, class Source>
@@ -432,8 +465,8 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void conv_strips_avx512(con
                         ImageTapsHalves{h1.lo, h1.hi, p.k_off.data()}, tile0, tile1);
       else
         micro_rows_pair(rows, p.k, p.k_block, ap, PanelRows16{panel0}, PanelRows16{panel1}, tile0, tile1);
-      store_tile(tile0, rows, cols0, y, p.spatial, pi * kMR, j0, e);
-      store_tile(tile1, rows, cols1, y, p.spatial, pi * kMR, j1, e);
+      store_tile16(tile0, rows, cols0, y, p.spatial, pi * kMR, j0, e);
+      store_tile16(tile1, rows, cols1, y, p.spatial, pi * kMR, j1, e);
     }
   }
   if (s < s1) conv_strips_avx2(xp, a, p, g, y, e, s, s1, panels);
