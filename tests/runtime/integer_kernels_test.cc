@@ -579,6 +579,10 @@ TEST(IntegerKernels, AvxTileMatchesPortableTile) {
       alignas(32) int32_t v[64];
       fast::qtile_4x16_vnni(k_pairs, w.data(), offsets.data(), x.data() + 10, x.data() + 2000, bias, v);
       ASSERT_EQ(0, std::memcmp(v, p, sizeof v)) << k_pairs << " k-pairs, VNNI";
+      // Adjacent groups take the one-load path.
+      fast::qtile_4x16_portable(k_pairs, w.data(), offsets.data(), x.data() + 10, x.data() + 26, bias, p);
+      fast::qtile_4x16_vnni(k_pairs, w.data(), offsets.data(), x.data() + 10, x.data() + 26, bias, v);
+      ASSERT_EQ(0, std::memcmp(v, p, sizeof v)) << k_pairs << " k-pairs, VNNI, adjacent groups";
     }
   }
 }

@@ -143,6 +143,27 @@ __attribute__((target("avx2,avx512f,avx512dq"), always_inline)) inline __m512i l
 // in one instruction, wrapping like vpaddd. One 512-bit vector holds a row's two groups (lanes 0-7 group 0, 8-15
 // group 1), and even and odd k-pairs go to separate accumulators, summed at the end (integer sums may be regrouped
 // freely), so eight independent chains hide the instruction's latency.
+// A k-pair's 4 row weights (w_k, w_k+1 pairs) in every 128-bit lane; row_weight then spreads row r's pair over all
+// 16 lanes with an in-lane shuffle. One load and four shuffles instead of four broadcast loads, which capped the
+// loop at one vpdpwssd per cycle. (The masked broadcast: GCC 12's unmasked one warns about an undefined vector.)
+__attribute__((target("avx512f"), always_inline)) inline __m512i weights_of_k_pair(const int32_t* w) {
+  return _mm512_mask_broadcast_i32x4(_mm512_setzero_si512(), 0xFFFF,
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+}
+
+__attribute__((target("avx512f"), always_inline)) inline __m512i row_weight(__m512i w4, int r) {
+  switch (r) {
+    case 0:
+      return _mm512_mask_shuffle_epi32(w4, 0xFFFF, w4, _MM_PERM_AAAA);
+    case 1:
+      return _mm512_mask_shuffle_epi32(w4, 0xFFFF, w4, _MM_PERM_BBBB);
+    case 2:
+      return _mm512_mask_shuffle_epi32(w4, 0xFFFF, w4, _MM_PERM_CCCC);
+    default:
+      return _mm512_mask_shuffle_epi32(w4, 0xFFFF, w4, _MM_PERM_DDDD);
+  }
+}
+
 template <bool Contiguous>
 __attribute__((target("avx2,avx512f,avx512dq"), always_inline)) inline __m512i load_k_pair(const int16_t* group0,
                                                                                            const int16_t* group1,
@@ -171,15 +192,16 @@ __attribute__((target("avx2,avx512f,avx512dq,avx512vl,avx512vnni"), always_inlin
     for (int u = 0; u < 4; ++u) {
       const __m512i x = load_k_pair<Contiguous>(group0, group1, 2 * int64_t{offsets[j + u]});
       const int32_t* wj = wp + (j + u) * kTileRows;
+      const __m512i w4 = weights_of_k_pair(wj);
 #pragma GCC unroll 4
-      for (int r = 0; r < kTileRows; ++r) acc4[u][r] = _mm512_dpwssd_epi32(acc4[u][r], x, _mm512_set1_epi32(wj[r]));
+      for (int r = 0; r < kTileRows; ++r) acc4[u][r] = _mm512_dpwssd_epi32(acc4[u][r], x, row_weight(w4, r));
     }
   }
   for (; j < k_pairs; ++j) {
     const __m512i x = load_k_pair<Contiguous>(group0, group1, 2 * int64_t{offsets[j]});
-    const int32_t* wj = wp + j * kTileRows;
+    const __m512i w4 = weights_of_k_pair(wp + j * kTileRows);
 #pragma GCC unroll 4
-    for (int r = 0; r < kTileRows; ++r) acc4[0][r] = _mm512_dpwssd_epi32(acc4[0][r], x, _mm512_set1_epi32(wj[r]));
+    for (int r = 0; r < kTileRows; ++r) acc4[0][r] = _mm512_dpwssd_epi32(acc4[0][r], x, row_weight(w4, r));
   }
 #pragma GCC unroll 4
   for (int r = 0; r < kTileRows; ++r)
