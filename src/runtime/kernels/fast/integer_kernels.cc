@@ -24,6 +24,7 @@
 #include "runtime/kernels/fast/integer_providers.h"
 #include "runtime/kernels/fast/qgemm_s16.h"
 #include "runtime/kernels/fast/requantize_avx2.h"
+#include "runtime/kernels/fast/requantize_avx512.h"
 #include "runtime/kernels/fast/winograd_s16.h"
 
 namespace qplay::fast {
@@ -631,6 +632,65 @@ __attribute__((target("avx2"))) void store_tile_add_avx2(const int32_t* acc, con
   }
 }
 
+// ---- the same on 16 lanes (AVX-512), for a tile row whose two groups are full and adjacent ----
+
+struct QAddVectors16 {
+  __m512i a_zp, b_zp, y_zp, lo, hi;
+  AddInputVectors16 a, b;
+  RequantVectors16 out;
+};
+
+__attribute__((target("avx512f"))) void broadcast_qadd16_to(const QAddPlan& p, QAddVectors16* v) {
+  *v = {_mm512_set1_epi32(p.quant.a_zero_point), _mm512_set1_epi32(p.quant.b_zero_point),
+        _mm512_set1_epi32(p.clamp.zero_point),   _mm512_set1_epi32(p.clamp.lo),
+        _mm512_set1_epi32(p.clamp.hi),           broadcast_add_input16(p.a_input),
+        broadcast_add_input16(p.b_input),        broadcast_requant16(p.out_requant)};
+}
+
+// qadd8_avx2 on 16 lanes.
+__attribute__((target("avx512f"), always_inline)) inline __m512i qadd16_avx512(const QAddVectors16& v, __m512i a,
+                                                                               __m512i b) {
+  const __m512i sum = _mm512_add_epi32(multiply_add_input_avx512(_mm512_sub_epi32(a, v.a_zp), v.a),
+                                       multiply_add_input_avx512(_mm512_sub_epi32(b, v.b_zp), v.b));
+  const __m512i y = _mm512_add_epi32(multiply_by_fixed_point_avx512(sum, v.out), v.y_zp);
+  return _mm512_mask_min_epi32(y, kAll, _mm512_mask_max_epi32(y, kAll, y, v.lo), v.hi);
+}
+
+template <typename T>
+__attribute__((target("avx512f"))) inline __m512i load16_as_i32(const T* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m512i none = _mm512_setzero_si512();  // masked forms: see requantize_avx512.h
+  return std::is_same_v<T, uint8_t> ? _mm512_mask_cvtepu8_epi32(none, kAll, v)
+                                    : _mm512_mask_cvtepi8_epi32(none, kAll, v);
+}
+
+// store_tile_add_avx2 with one 16-lane vector per row when both groups are full and adjacent (a conv output row of
+// 16 or more pixels); any other tile goes to store_tile_add_avx2.
+template <typename O, typename Y>
+__attribute__((target("avx512f,avx2"))) void store_tile_add_avx512(const int32_t* acc, const RowRequant* rows,
+                                                                   const OutputClamp& clamp, const QAddVectors& add8,
+                                                                   const QAddVectors16& add, bool conv_is_a,
+                                                                   const O* other, Y* out, int64_t row_stride,
+                                                                   int row_count, const PixelGroup* groups[2]) {
+  const PixelGroup& g0 = *groups[0];
+  const PixelGroup& g1 = *groups[1];
+  if (g0.count != kGroupPixels || g1.count != kGroupPixels || g1.out != g0.out + kGroupPixels) {
+    store_tile_add_avx2(acc, rows, clamp, add8, conv_is_a, other, out, row_stride, row_count, groups);
+    return;
+  }
+  const __m512i zp = _mm512_set1_epi32(clamp.zero_point);
+  const __m512i lo = _mm512_set1_epi32(clamp.lo), hi = _mm512_set1_epi32(clamp.hi);
+  for (int r = 0; r < row_count; ++r) {
+    __m512i c = multiply_by_fixed_point_avx512(_mm512_loadu_si512(acc + r * 16), broadcast_requant16(rows[r]));
+    c = _mm512_mask_min_epi32(c, kAll, _mm512_mask_max_epi32(c, kAll, _mm512_add_epi32(c, zp), lo), hi);
+    const __m512i o = load16_as_i32(other + r * row_stride + g0.out);
+    const __m512i y = conv_is_a ? qadd16_avx512(add, c, o) : qadd16_avx512(add, o, c);
+    // Inside Y's range: the low byte of each lane is the code.
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * row_stride + g0.out),
+                     _mm512_mask_cvtepi32_epi8(_mm_setzero_si128(), kAll, y));
+  }
+}
+
 template <typename C, typename O, typename Y>  // conv codes, other addend, output
 void run_qconv_add(const QConvAddPlan& p, const ConvGeometry& g, const Tensor& x, const Tensor& addend, Tensor& y) {
   const QConvPlan& conv = *p.conv;
@@ -640,6 +700,20 @@ void run_qconv_add(const QConvAddPlan& p, const ConvGeometry& g, const Tensor& x
   if (conv.kernels.avx2 && p.add->avx2) {
     QAddVectors add;  // broadcast once per call, not per tile
     broadcast_qadd_to(*p.add, &add);
+    if (conv.kernels.avx512) {
+      QAddVectors16 add16;
+      broadcast_qadd16_to(*p.add, &add16);
+      run_qconv_tiles(
+          conv, g, x, [&](int64_t n, int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
+            const int64_t first = (n * g.out_channels + tile * kTileRows) * out_plane;
+            const PixelGroup* groups[2] = {&g0, &g1};
+            store_tile_add_avx512(acc, conv.weights.requant.data() + tile * kTileRows, conv.clamp, add, add16,
+                                  p.conv_is_a, other + first, out + first, out_plane,
+                                  static_cast<int>(std::min<int64_t>(kTileRows, conv.weights.rows - tile * kTileRows)),
+                                  groups);
+          });
+      return;
+    }
     run_qconv_tiles(conv, g, x, [&](int64_t n, int64_t tile, const PixelGroup& g0, const PixelGroup& g1, const int32_t* acc) {
       const int64_t first = (n * g.out_channels + tile * kTileRows) * out_plane;
       const PixelGroup* groups[2] = {&g0, &g1};

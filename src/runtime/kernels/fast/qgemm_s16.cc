@@ -6,8 +6,9 @@
 #include <atomic>
 #include <cstring>
 
-#include "runtime/kernels/fast/requantize_avx2.h"
 #include "runtime/cpu_features.h"
+#include "runtime/kernels/fast/requantize_avx2.h"
+#include "runtime/kernels/fast/requantize_avx512.h"
 
 namespace qplay::fast {
 
@@ -128,6 +129,34 @@ __attribute__((target("avx2"))) void qtile_4x16_avx2(int64_t k_pairs, const int1
   _mm256_storeu_si256(out + 7, a31);
 }
 
+__attribute__((target("avx512f,avx512bw"))) void store_tile_avx512(const int32_t* acc, const RowRequant* rows,
+                                                                   const OutputClamp& clamp,
+                                                                   const TileDestination& dst) {
+  const __m512i zp = _mm512_set1_epi32(clamp.zero_point);
+  const __m512i lo = _mm512_set1_epi32(clamp.lo), hi = _mm512_set1_epi32(clamp.hi);
+  for (int r = 0; r < dst.rows; ++r) {
+    __m512i v = multiply_by_fixed_point_avx512(_mm512_loadu_si512(acc + r * 16), broadcast_requant16(rows[r]));
+    v = _mm512_mask_min_epi32(v, kAll, _mm512_mask_max_epi32(v, kAll, _mm512_add_epi32(v, zp), lo), hi);
+    // Inside [lo, hi] now, so keeping the low byte of each lane (vpmovdb) is the uint8 or int8 code.
+    const __m128i bytes = _mm512_mask_cvtepi32_epi8(_mm_setzero_si128(), kAll, v);
+    uint8_t* out = dst.out + r * dst.row_stride;
+    if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels &&
+        dst.group_out[1] == dst.group_out[0] + kGroupPixels) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
+      continue;
+    }
+    if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[1]), _mm_unpackhi_epi64(bytes, bytes));
+      continue;
+    }
+    alignas(16) uint8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+    std::memcpy(out + dst.group_out[0], tmp, static_cast<size_t>(dst.group_count[0]));
+    if (dst.group_count[1]) std::memcpy(out + dst.group_out[1], tmp + 8, static_cast<size_t>(dst.group_count[1]));
+  }
+}
+
 // Lanes 0-7: 8 int16 pairs of group 0 at `off`; lanes 8-15: those of group 1.
 __attribute__((target("avx2,avx512f,avx512dq"), always_inline)) inline __m512i load_two_groups(const int16_t* group0,
                                                                                                const int16_t* group1,
@@ -228,7 +257,7 @@ void force_avx2_qkernels(bool avx2) { vnni_disabled = avx2; }
 void force_portable_qkernels(bool portable) { portable_forced = portable; }
 
 QKernels select_qkernels() {
-  if (!portable_forced && !vnni_disabled && has_avx512_vnni()) return {qtile_4x16_vnni, store_tile_avx2, true};
+  if (!portable_forced && !vnni_disabled && has_avx512_vnni()) return {qtile_4x16_vnni, store_tile_avx512, true, true};
   if (!portable_forced && has_avx2()) return {qtile_4x16_avx2, store_tile_avx2, true};
   return {qtile_4x16_portable, store_tile_portable, false};
 }

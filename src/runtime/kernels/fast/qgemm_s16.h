@@ -66,11 +66,15 @@ using QStoreTile = void (*)(const int32_t* acc, const RowRequant* rows, const Ou
 void store_tile_portable(const int32_t* acc, const RowRequant* rows, const OutputClamp& clamp,
                          const TileDestination& dst);
 void store_tile_avx2(const int32_t* acc, const RowRequant* rows, const OutputClamp& clamp, const TileDestination& dst);
+// The same with 16-lane vectors (AVX-512F): one vector per row.
+void store_tile_avx512(const int32_t* acc, const RowRequant* rows, const OutputClamp& clamp,
+                       const TileDestination& dst);
 
 struct QKernels {
   QTileKernel tile;
   QStoreTile store;
-  bool avx2;
+  bool avx2;            // AVX2 (or better) forms of the other integer kernels
+  bool avx512 = false;  // AVX-512 forms of the stores (with the VNNI tile)
 };
 
 // The best kernels this CPU runs (VNNI, AVX2 or portable), unless the portable or AVX2 ones are forced.
