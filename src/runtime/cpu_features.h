@@ -17,10 +17,15 @@ inline bool has_f16c() {
   static const bool yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
   return yes;
 }
+inline bool has_avx512f() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
 #else
 inline bool has_avx2() { return false; }
 inline bool has_avx2_fma() { return false; }
 inline bool has_f16c() { return false; }
+inline bool has_avx512f() { return false; }
 #endif
 
 }  // namespace qplay
