@@ -44,6 +44,10 @@ PreparedKernel prepare_conv_f32_fused(const Node& conv, const Graph& graph, Conv
 // QuantizeLinear -> DequantizeLinear pair; shapes it does not cover at run time go to the direct kernel.
 PreparedKernel prepare_conv_f32_winograd(const Node& conv, const Graph& graph, ConvFusion fusion);
 
+// For tests: makes the float kernels prepared afterwards use their AVX2 code even on CPUs with AVX-512 (today: the
+// Winograd GEMM). Process-wide; not for use while other threads prepare kernels.
+void force_avx2_float_kernels(bool avx2);
+
 // Relu, same-shape Add, per-tensor QuantizeLinear/DequantizeLinear (float32 <-> 8-bit), AVX2.
 PreparedKernel prepare_elementwise_f32(const Node& node, const Graph& graph);
 

@@ -15,9 +15,13 @@
 // reads each run's taps with two vector loads and an even/odd split, and the output transform writes two 8-float
 // row segments per run. Shapes it does not cover (odd sizes, output width not a multiple of 8, other geometries)
 // run the direct kernel.
+//
+// The GEMMs have an AVX-512 variant (gemm_block_avx512), chosen at preparation on CPUs with AVX-512F; it computes
+// every output with the AVX2 variant's float operations in the same order, so the bits do not depend on the CPU.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 
 #include "runtime/cpu_features.h"
@@ -151,6 +155,92 @@ void gemm_rows(int64_t rows, int64_t c, const float* a, const float* v, int64_t 
     gemm_tile<6, Vecs>(c, a, v, ldv, out, ldo);
 }
 
+// The 16 GEMMs of a block of tb tiles (a multiple of 8): M[xi] = U[xi] V[xi], V[xi] at v + xi * c * ld, M[xi] at
+// m + xi * panels * kRows * ld, rows ld floats apart.
+using BlockGemm = void (*)(const WinogradWeights& u, int64_t tb, const float* v, int64_t ld, float* m);
+
+__attribute__((target("avx2,fma"))) void gemm_block_avx2(const WinogradWeights& u, int64_t tb, const float* v,
+                                                         int64_t ld, float* m) {
+  const int64_t rows_padded = u.panels * kRows;
+  for (int xi = 0; xi < kXi; ++xi) {
+    const float* vx = v + xi * u.c * ld;
+    for (int64_t pi = 0; pi < u.panels; ++pi) {
+      const int64_t rows = std::min(kRows, u.m - pi * kRows);
+      const float* a = u.u.data() + (xi * u.panels + pi) * u.c * kRows;
+      float* out = m + (xi * rows_padded + pi * kRows) * ld;
+      int64_t j = 0;
+      for (; j + 16 <= tb; j += 16) gemm_rows<2>(rows, u.c, a, vx + j, ld, out + j, ld);
+      if (j < tb) gemm_rows<1>(rows, u.c, a, vx + j, ld, out + j, ld);
+    }
+  }
+}
+
+// gemm_tile with 16-float vectors, over the RowsA rows of the panel at `a` and, with RowsB > 0, the first RowsB of
+// the next panel (a + c * kRows, outputs kRows rows further): 512-bit FMAs run at twice the rate of 256-bit ones on
+// CPUs with full-width AVX-512 datapaths, and two panels per tile keep 12 accumulators busy when a block has only 16
+// tiles. Each output is the same FMA chain over ci as in gemm_tile, so both paths give the same bits.
+// (avx512f only: the CPU check is has_avx512f(), so no VL/DQ instructions may be emitted.)
+template <int RowsA, int RowsB, int Vecs>
+__attribute__((target("avx512f,avx2,fma"), noinline)) void gemm_tile_avx512(int64_t c, const float* a, const float* v,
+                                                                            int64_t ldv, float* out, int64_t ldo) {
+  constexpr int kTileRows = RowsA + RowsB;
+  const float* a2 = a + c * kRows;
+  __m512 acc[kTileRows][Vecs];
+#pragma GCC unroll 12
+  for (int r = 0; r < kTileRows; ++r)
+    for (int h = 0; h < Vecs; ++h) acc[r][h] = _mm512_setzero_ps();
+  for (int64_t ci = 0; ci < c; ++ci, a += kRows, a2 += kRows, v += ldv) {
+    __m512 b[Vecs];
+    for (int h = 0; h < Vecs; ++h) b[h] = _mm512_loadu_ps(v + 16 * h);
+#pragma GCC unroll 12
+    for (int r = 0; r < kTileRows; ++r) {
+      const __m512 av = _mm512_set1_ps(r < RowsA ? a[r] : a2[r - RowsA]);
+      for (int h = 0; h < Vecs; ++h) acc[r][h] = _mm512_fmadd_ps(av, b[h], acc[r][h]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < kTileRows; ++r)
+    for (int h = 0; h < Vecs; ++h)
+      _mm512_storeu_ps(out + (r < RowsA ? r : kRows + r - RowsA) * ldo + 16 * h, acc[r][h]);
+}
+
+// One or two panels (rows_b = 0: one), rows past M rounded up to 4 or 6 as in gemm_rows.
+template <int Vecs>
+void gemm_panels_avx512(int64_t rows_a, int64_t rows_b, int64_t c, const float* a, const float* v, int64_t ldv,
+                        float* out, int64_t ldo) {
+  if (rows_b == 0) {
+    if (rows_a <= 4)
+      gemm_tile_avx512<4, 0, Vecs>(c, a, v, ldv, out, ldo);
+    else
+      gemm_tile_avx512<6, 0, Vecs>(c, a, v, ldv, out, ldo);
+  } else if (rows_b <= 4) {
+    gemm_tile_avx512<6, 4, Vecs>(c, a, v, ldv, out, ldo);
+  } else {
+    gemm_tile_avx512<6, 6, Vecs>(c, a, v, ldv, out, ldo);
+  }
+}
+
+__attribute__((target("avx512f,avx2,fma"))) void gemm_block_avx512(const WinogradWeights& u, int64_t tb, const float* v,
+                                                                   int64_t ld, float* m) {
+  const int64_t rows_padded = u.panels * kRows;
+  for (int xi = 0; xi < kXi; ++xi) {
+    const float* vx = v + xi * u.c * ld;
+    for (int64_t pi = 0; pi < u.panels; pi += 2) {
+      const int64_t rows_a = std::min(kRows, u.m - pi * kRows);
+      const int64_t rows_b = pi + 1 < u.panels ? std::min(kRows, u.m - (pi + 1) * kRows) : 0;
+      const float* a = u.u.data() + (xi * u.panels + pi) * u.c * kRows;
+      float* out = m + (xi * rows_padded + pi * kRows) * ld;
+      int64_t j = 0;
+      for (; j + 32 <= tb; j += 32) gemm_panels_avx512<2>(rows_a, rows_b, u.c, a, vx + j, ld, out + j, ld);
+      for (; j + 16 <= tb; j += 16) gemm_panels_avx512<1>(rows_a, rows_b, u.c, a, vx + j, ld, out + j, ld);
+      if (j < tb) {  // 8 tiles left
+        gemm_rows<1>(rows_a, u.c, a, vx + j, ld, out + j, ld);
+        if (rows_b) gemm_rows<1>(rows_b, u.c, a + u.c * kRows, vx + j, ld, out + kRows * ld + j, ld);
+      }
+    }
+  }
+}
+
 struct Epilogue {
   const float* bias = nullptr;      // [M] or null
   const float* residual = nullptr;  // this image's addend, same layout as the output, or null
@@ -203,7 +293,7 @@ Scratch& scratch() {
 // Tiles [t0, t1) of one padded image (t0, t1 multiples of 8) -> their outputs in y.
 __attribute__((target("avx2,fma"))) void conv_tiles(const float* xp, const WinogradWeights& u, const Plan& p,
                                                     int64_t t0, int64_t t1, float* y, const Epilogue& e,
-                                                    Scratch& s) {
+                                                    BlockGemm gemm_block, Scratch& s) {
   // Rows of 8 floats more than a block: with exactly 2048 / C floats per row, the 16 streams of the input transform
   // would sit 8 KB apart, all in the same L1 set.
   const int64_t ld = p.block + 8, rows_padded = u.panels * kRows;
@@ -212,17 +302,7 @@ __attribute__((target("avx2,fma"))) void conv_tiles(const float* xp, const Winog
   for (int64_t b0 = t0; b0 < t1; b0 += p.block) {
     const int64_t tb = std::min(p.block, t1 - b0);
     for (int64_t j = 0; j < tb; j += 8) transform_input_group(xp, p, tile_group(p, b0 + j), s.v.data() + j, ld);
-    for (int xi = 0; xi < kXi; ++xi) {
-      const float* v = s.v.data() + xi * p.c * ld;
-      for (int64_t pi = 0; pi < u.panels; ++pi) {
-        const int64_t rows = std::min(kRows, p.m - pi * kRows);
-        const float* a = u.u.data() + (xi * u.panels + pi) * p.c * kRows;
-        float* out = s.m.data() + (xi * rows_padded + pi * kRows) * ld;
-        int64_t j = 0;
-        for (; j + 16 <= tb; j += 16) gemm_rows<2>(rows, p.c, a, v + j, ld, out + j, ld);
-        if (j < tb) gemm_rows<1>(rows, p.c, a, v + j, ld, out + j, ld);
-      }
-    }
+    gemm_block(u, tb, s.v.data(), ld, s.m.data());
     for (int64_t mo = 0; mo < p.m; ++mo)
       for (int64_t j = 0; j < tb; j += 8)
         transform_output_group(s.m.data() + mo * ld + j, rows_padded * ld, p, tile_group(p, b0 + j), mo, y, e);
@@ -235,6 +315,7 @@ struct WinogradSetup {
   std::shared_ptr<const WinogradWeights> weights;  // when W is a constant of the graph
   const float* weights_for = nullptr;              // the constant's data they were transformed from
   PreparedKernel direct;                           // shapes this kernel does not cover
+  BlockGemm gemm_block = gemm_block_avx2;          // AVX-512 when the CPU has it, chosen at preparation
 };
 
 // Runs the conv when the inputs are what this kernel covers; false otherwise.
@@ -283,7 +364,7 @@ bool run_winograd(const WinogradSetup& s, const Inputs& in, Tensor& out) {
     const int64_t chunks = (p.tiles + p.block - 1) / p.block;
     e.residual = r ? r->data<float>() : nullptr;
     parallel_for(chunks, threads, [&](int64_t k) {
-      conv_tiles(shared, *u, p, k * p.block, std::min(p.tiles, (k + 1) * p.block), yb, e, scratch());
+      conv_tiles(shared, *u, p, k * p.block, std::min(p.tiles, (k + 1) * p.block), yb, e, s.gemm_block, scratch());
     });
     return true;
   }
@@ -292,12 +373,16 @@ bool run_winograd(const WinogradSetup& s, const Inputs& in, Tensor& out) {
     pad_image(xb + i * image_in, padded, xp);
     Epilogue ei = e;
     ei.residual = r ? r->data<float>() + i * image_out : nullptr;
-    conv_tiles(xp, *u, p, 0, p.tiles, yb + i * image_out, ei, scratch());
+    conv_tiles(xp, *u, p, 0, p.tiles, yb + i * image_out, ei, s.gemm_block, scratch());
   });
   return true;
 }
 
+std::atomic<bool> avx2_float_kernels_forced{false};
+
 }  // namespace
+
+void force_avx2_float_kernels(bool avx2) { avx2_float_kernels_forced = avx2; }
 
 PreparedKernel prepare_conv_f32_winograd(const Node& node, const Graph& graph, ConvFusion fusion) {
   if (node.op_type != "Conv" || !node.domain.empty() || fusion.fake_quant || fusion.conv_fake_quant) return nullptr;
@@ -311,6 +396,7 @@ PreparedKernel prepare_conv_f32_winograd(const Node& node, const Graph& graph, C
   auto setup = std::make_shared<WinogradSetup>();
   setup->node = node;
   setup->fusion = fusion;
+  if (has_avx512f() && !avx2_float_kernels_forced) setup->gemm_block = gemm_block_avx512;
   setup->direct = prepare_conv_f32_fused(node, graph, fusion);
   if (!setup->direct) return nullptr;
   if (node.inputs.size() > 1)
