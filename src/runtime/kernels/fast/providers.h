@@ -45,7 +45,7 @@ PreparedKernel prepare_conv_f32_fused(const Node& conv, const Graph& graph, Conv
 PreparedKernel prepare_conv_f32_winograd(const Node& conv, const Graph& graph, ConvFusion fusion);
 
 // For tests: makes the float kernels prepared afterwards use their AVX2 code even on CPUs with AVX-512 (today: the
-// Winograd GEMM). Process-wide; not for use while other threads prepare kernels.
+// Winograd conv). Process-wide; not for use while other threads prepare kernels.
 void force_avx2_float_kernels(bool avx2);
 
 // Relu, same-shape Add, per-tensor QuantizeLinear/DequantizeLinear (float32 <-> 8-bit), AVX2.
