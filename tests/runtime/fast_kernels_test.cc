@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "runtime/cpu_features.h"
 #include "runtime/kernels/fast/providers.h"
 #include "runtime/kernels/fast/sgemm.h"
 #include "runtime/thread_pool.h"
@@ -558,6 +559,56 @@ TEST(FastConvWinograd, FusionAndThreadsDoNotChangeBits) {
     fused({&x, &w, &b, &addend}, threaded);
   }
   ASSERT_EQ(0, std::memcmp(threaded[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
+}
+
+// The AVX-512 GEMM computes each output by the AVX2 path's FMA chain over the input channels, with wider vectors and
+// taller register tiles, so the two give the same bits: shapes with odd channel counts, M that is not a multiple of
+// 6 or 12, blocks whose tile counts leave 32-, 16- and 8-tile remainders, several blocks per image, fused epilogues,
+// run-time weights and one image split over two threads.
+TEST(FastConvWinograd, Avx512MatchesAvx2BitForBit) {
+  if (!has_avx512f()) GTEST_SKIP() << "this CPU has no AVX-512F: only the AVX2 path runs";
+  std::mt19937 rng(47);
+  struct Case {
+    int64_t n, c, h, w, m;
+  };
+  std::vector<Case> cases = {
+      {2, 16, 32, 32, 16}, {1, 32, 16, 16, 32}, {3, 64, 8, 8, 64},  {1, 5, 4, 24, 7}, {2, 33, 12, 8, 13},
+      {1, 3, 20, 40, 65},  {1, 7, 8, 96, 11},   {2, 9, 16, 48, 19}, {1, 6, 8, 16, 5}, {1, 1, 4, 8, 1},
+  };
+  std::uniform_int_distribution<int64_t> channels(1, 70), rows4(1, 6), cols8(1, 6);
+  for (int k = 0; k < 12; ++k)
+    cases.push_back({1 + k % 2, channels(rng), 4 * rows4(rng), 8 * cols8(rng), channels(rng)});
+  for (const auto& cc : cases)
+    for (int variant = 0; variant < 3; ++variant) {  // constant weights; run-time weights + add + relu; 2 threads
+      SCOPED_TRACE(::testing::Message() << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m
+                                        << " variant " << variant);
+      Node conv{"conv", "Conv", "", {"x", "w", "b"}, {"y"}, {}};
+      conv.attrs["pads"].kind = Attribute::Kind::Ints;
+      conv.attrs["pads"].ints = {1, 1, 1, 1};
+      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -4, 4));
+      Tensor w = make_f32({cc.m, cc.c, 3, 3}, random_floats(cc.m * cc.c * 9, rng));
+      Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
+      Tensor addend = make_f32({cc.n, cc.m, cc.h, cc.w}, random_floats(cc.n * cc.m * cc.h * cc.w, rng, -8, 8));
+      Graph g;
+      if (variant != 1) g.initializers["w"] = w;
+      fast::ConvFusion fusion;
+      fusion.add = fusion.relu = variant == 1;
+      fast::force_avx2_float_kernels(true);
+      auto avx2 = fast::prepare_conv_f32_winograd(conv, g, fusion);
+      fast::force_avx2_float_kernels(false);
+      auto avx512 = fast::prepare_conv_f32_winograd(conv, g, fusion);
+      ASSERT_TRUE(avx2 && avx512);
+      Inputs in = {&x, variant != 1 ? g.initializer("w") : &w, &b};
+      if (fusion.add) in.push_back(&addend);
+      std::vector<Tensor> want(1), got(1);
+      avx2(in, want);
+      {
+        IntraOpScope scope(variant == 2 ? 2 : 1);
+        avx512(in, got);
+      }
+      ASSERT_EQ(got[0].shape, want[0].shape);
+      ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
+    }
 }
 
 TEST(FastConvWinograd, DeclinesOtherConvsAndQuantizedEpilogues) {

@@ -15,6 +15,10 @@
 // reads each run's taps with two vector loads and an even/odd split, and the output transform writes two 8-float
 // row segments per run. Shapes it does not cover (odd sizes, output width not a multiple of 8, other geometries)
 // run the direct kernel.
+//
+// On CPUs with AVX-512F, the GEMMs and transforms have 512-bit variants (kAvx512Kernels), chosen at preparation; they
+// compute every output with the AVX2 variants' float operations in the same order, so the bits do not depend on the
+// CPU.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -151,6 +155,92 @@ void gemm_rows(int64_t rows, int64_t c, const float* a, const float* v, int64_t 
     gemm_tile<6, Vecs>(c, a, v, ldv, out, ldo);
 }
 
+// The 16 GEMMs of a block of tb tiles (a multiple of 8): M[xi] = U[xi] V[xi], V[xi] at v + xi * c * ld, M[xi] at
+// m + xi * panels * kRows * ld, rows ld floats apart.
+using BlockGemm = void (*)(const WinogradWeights& u, int64_t tb, const float* v, int64_t ld, float* m);
+
+__attribute__((target("avx2,fma"))) void gemm_block_avx2(const WinogradWeights& u, int64_t tb, const float* v,
+                                                         int64_t ld, float* m) {
+  const int64_t rows_padded = u.panels * kRows;
+  for (int xi = 0; xi < kXi; ++xi) {
+    const float* vx = v + xi * u.c * ld;
+    for (int64_t pi = 0; pi < u.panels; ++pi) {
+      const int64_t rows = std::min(kRows, u.m - pi * kRows);
+      const float* a = u.u.data() + (xi * u.panels + pi) * u.c * kRows;
+      float* out = m + (xi * rows_padded + pi * kRows) * ld;
+      int64_t j = 0;
+      for (; j + 16 <= tb; j += 16) gemm_rows<2>(rows, u.c, a, vx + j, ld, out + j, ld);
+      if (j < tb) gemm_rows<1>(rows, u.c, a, vx + j, ld, out + j, ld);
+    }
+  }
+}
+
+// gemm_tile with 16-float vectors, over the RowsA rows of the panel at `a` and, with RowsB > 0, the first RowsB of
+// the next panel (a + c * kRows, outputs kRows rows further): 512-bit FMAs run at twice the rate of 256-bit ones on
+// CPUs with full-width AVX-512 datapaths, and two panels per tile keep 12 accumulators busy when a block has only 16
+// tiles. Each output is the same FMA chain over ci as in gemm_tile, so both paths give the same bits.
+// (avx512f only: the CPU check is has_avx512f(), so no VL/DQ instructions may be emitted.)
+template <int RowsA, int RowsB, int Vecs>
+__attribute__((target("avx512f,avx2,fma"), noinline)) void gemm_tile_avx512(int64_t c, const float* a, const float* v,
+                                                                            int64_t ldv, float* out, int64_t ldo) {
+  constexpr int kTileRows = RowsA + RowsB;
+  const float* a2 = a + c * kRows;
+  __m512 acc[kTileRows][Vecs];
+#pragma GCC unroll 12
+  for (int r = 0; r < kTileRows; ++r)
+    for (int h = 0; h < Vecs; ++h) acc[r][h] = _mm512_setzero_ps();
+  for (int64_t ci = 0; ci < c; ++ci, a += kRows, a2 += kRows, v += ldv) {
+    __m512 b[Vecs];
+    for (int h = 0; h < Vecs; ++h) b[h] = _mm512_loadu_ps(v + 16 * h);
+#pragma GCC unroll 12
+    for (int r = 0; r < kTileRows; ++r) {
+      const __m512 av = _mm512_set1_ps(r < RowsA ? a[r] : a2[r - RowsA]);
+      for (int h = 0; h < Vecs; ++h) acc[r][h] = _mm512_fmadd_ps(av, b[h], acc[r][h]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < kTileRows; ++r)
+    for (int h = 0; h < Vecs; ++h)
+      _mm512_storeu_ps(out + (r < RowsA ? r : kRows + r - RowsA) * ldo + 16 * h, acc[r][h]);
+}
+
+// One or two panels (rows_b = 0: one), rows past M rounded up to 4 or 6 as in gemm_rows.
+template <int Vecs>
+void gemm_panels_avx512(int64_t rows_a, int64_t rows_b, int64_t c, const float* a, const float* v, int64_t ldv,
+                        float* out, int64_t ldo) {
+  if (rows_b == 0) {
+    if (rows_a <= 4)
+      gemm_tile_avx512<4, 0, Vecs>(c, a, v, ldv, out, ldo);
+    else
+      gemm_tile_avx512<6, 0, Vecs>(c, a, v, ldv, out, ldo);
+  } else if (rows_b <= 4) {
+    gemm_tile_avx512<6, 4, Vecs>(c, a, v, ldv, out, ldo);
+  } else {
+    gemm_tile_avx512<6, 6, Vecs>(c, a, v, ldv, out, ldo);
+  }
+}
+
+__attribute__((target("avx512f,avx2,fma"))) void gemm_block_avx512(const WinogradWeights& u, int64_t tb, const float* v,
+                                                                   int64_t ld, float* m) {
+  const int64_t rows_padded = u.panels * kRows;
+  for (int xi = 0; xi < kXi; ++xi) {
+    const float* vx = v + xi * u.c * ld;
+    for (int64_t pi = 0; pi < u.panels; pi += 2) {
+      const int64_t rows_a = std::min(kRows, u.m - pi * kRows);
+      const int64_t rows_b = pi + 1 < u.panels ? std::min(kRows, u.m - (pi + 1) * kRows) : 0;
+      const float* a = u.u.data() + (xi * u.panels + pi) * u.c * kRows;
+      float* out = m + (xi * rows_padded + pi * kRows) * ld;
+      int64_t j = 0;
+      for (; j + 32 <= tb; j += 32) gemm_panels_avx512<2>(rows_a, rows_b, u.c, a, vx + j, ld, out + j, ld);
+      for (; j + 16 <= tb; j += 16) gemm_panels_avx512<1>(rows_a, rows_b, u.c, a, vx + j, ld, out + j, ld);
+      if (j < tb) {  // 8 tiles left
+        gemm_rows<1>(rows_a, u.c, a, vx + j, ld, out + j, ld);
+        if (rows_b) gemm_rows<1>(rows_b, u.c, a + u.c * kRows, vx + j, ld, out + kRows * ld + j, ld);
+      }
+    }
+  }
+}
+
 struct Epilogue {
   const float* bias = nullptr;      // [M] or null
   const float* residual = nullptr;  // this image's addend, same layout as the output, or null
@@ -191,6 +281,136 @@ __attribute__((target("avx2,fma"))) void transform_output_group(const float* mt,
   }
 }
 
+// Two 8-float loads as one vector: `low` in bits 0-255, `high` in 256-511 (AVX-512F only, no DQ insert). The maskz
+// forms with all lanes set are the plain instructions; GCC 12 warns (-Wmaybe-uninitialized, its bug 105593) about
+// the undefined pass-through operand of the unmasked intrinsics.
+__attribute__((target("avx512f,avx2,fma"))) inline __m512 load_halves(const float* low, const float* high) {
+  const __m512d joined = _mm512_maskz_insertf64x4(0xFF, _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(low))),
+                                                  _mm256_castps_pd(_mm256_loadu_ps(high)), 1);
+  return _mm512_castpd_ps(joined);
+}
+template <int Half>
+__attribute__((target("avx512f,avx2,fma"))) inline __m256 half_of(__m512 x) {
+  return _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(x), Half));
+}
+
+// transform_input_group for two groups at once, group a in the low 256 bits of every vector and group b in the high
+// ones (the shuffles stay within 128-bit lanes, so each half holds its group's lane order), stored as V[xi][ci][j ..
+// j + 16): group a's 8 tiles, then group b's.
+__attribute__((target("avx512f,avx2,fma"))) void transform_input_groups_avx512(const float* xp, const Plan& p,
+                                                                               const TileGroup& ga, const TileGroup& gb,
+                                                                               float* v, int64_t ldv) {
+  const int64_t plane = p.hp * p.wp, xi_stride = p.c * ldv;
+  for (int64_t ci = 0; ci < p.c; ++ci) {
+    const float* x = xp + ci * plane;
+    __m512 r[4][4];
+    for (int i = 0; i < 4; ++i) {
+      const float* a0 = x + ga.in[0] + i * p.wp;
+      const float* a1 = x + ga.in[1] + i * p.wp;
+      const float* b0 = x + gb.in[0] + i * p.wp;
+      const float* b1 = x + gb.in[1] + i * p.wp;
+      __m512 lo = load_halves(a0, b0), hi = load_halves(a1, b1);
+      const __m512 d0 = _mm512_shuffle_ps(lo, hi, 0x88), d1 = _mm512_shuffle_ps(lo, hi, 0xDD);
+      lo = load_halves(a0 + 2, b0 + 2), hi = load_halves(a1 + 2, b1 + 2);
+      const __m512 d2 = _mm512_shuffle_ps(lo, hi, 0x88), d3 = _mm512_shuffle_ps(lo, hi, 0xDD);
+      r[i][0] = _mm512_sub_ps(d0, d2);
+      r[i][1] = _mm512_add_ps(d1, d2);
+      r[i][2] = _mm512_sub_ps(d2, d1);
+      r[i][3] = _mm512_sub_ps(d1, d3);
+    }
+    float* out = v + ci * ldv;
+    for (int j = 0; j < 4; ++j) {
+      _mm512_storeu_ps(out + (0 * 4 + j) * xi_stride, _mm512_sub_ps(r[0][j], r[2][j]));
+      _mm512_storeu_ps(out + (1 * 4 + j) * xi_stride, _mm512_add_ps(r[1][j], r[2][j]));
+      _mm512_storeu_ps(out + (2 * 4 + j) * xi_stride, _mm512_sub_ps(r[2][j], r[1][j]));
+      _mm512_storeu_ps(out + (3 * 4 + j) * xi_stride, _mm512_sub_ps(r[1][j], r[3][j]));
+    }
+  }
+}
+
+// transform_output_group for two groups at once (M[.][mo][j .. j + 16): group a's tiles, then group b's): the sums
+// in 512-bit vectors, then each 256-bit half is its group's row segments, added to, clamped and stored as there.
+__attribute__((target("avx512f,avx2,fma"))) void transform_output_groups_avx512(const float* mt, int64_t xi_stride,
+                                                                                const Plan& p, const TileGroup& ga,
+                                                                                const TileGroup& gb, int64_t mo,
+                                                                                float* y, const Epilogue& e) {
+  __m512 s0[4], s1[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m512 m0 = _mm512_loadu_ps(mt + (0 * 4 + j) * xi_stride), m1 = _mm512_loadu_ps(mt + (1 * 4 + j) * xi_stride);
+    const __m512 m2 = _mm512_loadu_ps(mt + (2 * 4 + j) * xi_stride), m3 = _mm512_loadu_ps(mt + (3 * 4 + j) * xi_stride);
+    s0[j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+    s1[j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+  }
+  const __m512 bias = _mm512_set1_ps(e.bias ? e.bias[mo] : 0.0f);
+  __m512 rows[2][2];  // [output row of the tile][left / right column]
+  rows[0][0] = _mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]);
+  rows[0][1] = _mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]);
+  rows[1][0] = _mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]);
+  rows[1][1] = _mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]);
+  const int64_t plane = mo * p.h * p.w;
+  const TileGroup* groups[2] = {&ga, &gb};
+  for (int row = 0; row < 2; ++row) {
+    __m512 left = rows[row][0], right = rows[row][1];
+    if (e.bias) left = _mm512_add_ps(left, bias), right = _mm512_add_ps(right, bias);
+    const __m512 lo = _mm512_maskz_unpacklo_ps(0xFFFF, left, right), hi = _mm512_maskz_unpackhi_ps(0xFFFF, left, right);
+    const __m256 seg[2][2] = {{half_of<0>(lo), half_of<0>(hi)}, {half_of<1>(lo), half_of<1>(hi)}};  // [group][run]
+    for (int grp = 0; grp < 2; ++grp)
+      for (int run = 0; run < 2; ++run) {
+        const int64_t at = plane + groups[grp]->out[run] + row * p.w;
+        __m256 out = seg[grp][run];
+        if (e.residual) out = _mm256_add_ps(out, _mm256_loadu_ps(e.residual + at));
+        if (e.relu) out = _mm256_max_ps(_mm256_setzero_ps(), out);  // NaN passes, as the Relu kernel
+        _mm256_storeu_ps(y + at, out);
+      }
+  }
+}
+
+// One block's three stages for tiles [b0, b0 + tb) (tb a multiple of 8), per instruction set: V into `v`, M = U V
+// into `m` (BlockGemm), Y from `m`.
+struct BlockKernels {
+  void (*transform_input)(const float* xp, const Plan& p, int64_t b0, int64_t tb, float* v, int64_t ld);
+  BlockGemm gemm;
+  void (*transform_output)(const float* m, int64_t ld, int64_t rows_padded, const Plan& p, int64_t b0, int64_t tb,
+                           float* y, const Epilogue& e);
+};
+
+__attribute__((target("avx2,fma"))) void transform_input_block_avx2(const float* xp, const Plan& p, int64_t b0,
+                                                                    int64_t tb, float* v, int64_t ld) {
+  for (int64_t j = 0; j < tb; j += 8) transform_input_group(xp, p, tile_group(p, b0 + j), v + j, ld);
+}
+__attribute__((target("avx2,fma"))) void transform_output_block_avx2(const float* m, int64_t ld, int64_t rows_padded,
+                                                                     const Plan& p, int64_t b0, int64_t tb, float* y,
+                                                                     const Epilogue& e) {
+  for (int64_t mo = 0; mo < p.m; ++mo)
+    for (int64_t j = 0; j < tb; j += 8)
+      transform_output_group(m + mo * ld + j, rows_padded * ld, p, tile_group(p, b0 + j), mo, y, e);
+}
+constexpr BlockKernels kAvx2Kernels = {transform_input_block_avx2, gemm_block_avx2, transform_output_block_avx2};
+
+// 16 tiles at a time, a last group of 8 by the AVX2 code.
+__attribute__((target("avx512f,avx2,fma"))) void transform_input_block_avx512(const float* xp, const Plan& p,
+                                                                              int64_t b0, int64_t tb, float* v,
+                                                                              int64_t ld) {
+  int64_t j = 0;
+  for (; j + 16 <= tb; j += 16)
+    transform_input_groups_avx512(xp, p, tile_group(p, b0 + j), tile_group(p, b0 + j + 8), v + j, ld);
+  if (j < tb) transform_input_group(xp, p, tile_group(p, b0 + j), v + j, ld);
+}
+__attribute__((target("avx512f,avx2,fma"))) void transform_output_block_avx512(const float* m, int64_t ld,
+                                                                               int64_t rows_padded, const Plan& p,
+                                                                               int64_t b0, int64_t tb, float* y,
+                                                                               const Epilogue& e) {
+  for (int64_t mo = 0; mo < p.m; ++mo) {
+    int64_t j = 0;
+    for (; j + 16 <= tb; j += 16)
+      transform_output_groups_avx512(m + mo * ld + j, rows_padded * ld, p, tile_group(p, b0 + j),
+                                     tile_group(p, b0 + j + 8), mo, y, e);
+    if (j < tb) transform_output_group(m + mo * ld + j, rows_padded * ld, p, tile_group(p, b0 + j), mo, y, e);
+  }
+}
+constexpr BlockKernels kAvx512Kernels = {transform_input_block_avx512, gemm_block_avx512,
+                                         transform_output_block_avx512};
+
 // Per-thread buffers: one block's transformed inputs and GEMM results (the padded images are padded_image.h's).
 struct Scratch {
   std::vector<float> v, m;
@@ -201,9 +421,8 @@ Scratch& scratch() {
 }
 
 // Tiles [t0, t1) of one padded image (t0, t1 multiples of 8) -> their outputs in y.
-__attribute__((target("avx2,fma"))) void conv_tiles(const float* xp, const WinogradWeights& u, const Plan& p,
-                                                    int64_t t0, int64_t t1, float* y, const Epilogue& e,
-                                                    Scratch& s) {
+void conv_tiles(const float* xp, const WinogradWeights& u, const Plan& p, int64_t t0, int64_t t1, float* y,
+                const Epilogue& e, const BlockKernels& k, Scratch& s) {
   // Rows of 8 floats more than a block: with exactly 2048 / C floats per row, the 16 streams of the input transform
   // would sit 8 KB apart, all in the same L1 set.
   const int64_t ld = p.block + 8, rows_padded = u.panels * kRows;
@@ -211,21 +430,9 @@ __attribute__((target("avx2,fma"))) void conv_tiles(const float* xp, const Winog
   s.m.resize(static_cast<size_t>(kXi * rows_padded * ld));
   for (int64_t b0 = t0; b0 < t1; b0 += p.block) {
     const int64_t tb = std::min(p.block, t1 - b0);
-    for (int64_t j = 0; j < tb; j += 8) transform_input_group(xp, p, tile_group(p, b0 + j), s.v.data() + j, ld);
-    for (int xi = 0; xi < kXi; ++xi) {
-      const float* v = s.v.data() + xi * p.c * ld;
-      for (int64_t pi = 0; pi < u.panels; ++pi) {
-        const int64_t rows = std::min(kRows, p.m - pi * kRows);
-        const float* a = u.u.data() + (xi * u.panels + pi) * p.c * kRows;
-        float* out = s.m.data() + (xi * rows_padded + pi * kRows) * ld;
-        int64_t j = 0;
-        for (; j + 16 <= tb; j += 16) gemm_rows<2>(rows, p.c, a, v + j, ld, out + j, ld);
-        if (j < tb) gemm_rows<1>(rows, p.c, a, v + j, ld, out + j, ld);
-      }
-    }
-    for (int64_t mo = 0; mo < p.m; ++mo)
-      for (int64_t j = 0; j < tb; j += 8)
-        transform_output_group(s.m.data() + mo * ld + j, rows_padded * ld, p, tile_group(p, b0 + j), mo, y, e);
+    k.transform_input(xp, p, b0, tb, s.v.data(), ld);
+    k.gemm(u, tb, s.v.data(), ld, s.m.data());
+    k.transform_output(s.m.data(), ld, rows_padded, p, b0, tb, y, e);
   }
 }
 
@@ -235,6 +442,7 @@ struct WinogradSetup {
   std::shared_ptr<const WinogradWeights> weights;  // when W is a constant of the graph
   const float* weights_for = nullptr;              // the constant's data they were transformed from
   PreparedKernel direct;                           // shapes this kernel does not cover
+  const BlockKernels* kernels = &kAvx2Kernels;     // AVX-512 when the CPU has it, chosen at preparation
 };
 
 // Runs the conv when the inputs are what this kernel covers; false otherwise.
@@ -283,7 +491,7 @@ bool run_winograd(const WinogradSetup& s, const Inputs& in, Tensor& out) {
     const int64_t chunks = (p.tiles + p.block - 1) / p.block;
     e.residual = r ? r->data<float>() : nullptr;
     parallel_for(chunks, threads, [&](int64_t k) {
-      conv_tiles(shared, *u, p, k * p.block, std::min(p.tiles, (k + 1) * p.block), yb, e, scratch());
+      conv_tiles(shared, *u, p, k * p.block, std::min(p.tiles, (k + 1) * p.block), yb, e, *s.kernels, scratch());
     });
     return true;
   }
@@ -292,7 +500,7 @@ bool run_winograd(const WinogradSetup& s, const Inputs& in, Tensor& out) {
     pad_image(xb + i * image_in, padded, xp);
     Epilogue ei = e;
     ei.residual = r ? r->data<float>() + i * image_out : nullptr;
-    conv_tiles(xp, *u, p, 0, p.tiles, yb + i * image_out, ei, scratch());
+    conv_tiles(xp, *u, p, 0, p.tiles, yb + i * image_out, ei, *s.kernels, scratch());
   });
   return true;
 }
@@ -311,6 +519,7 @@ PreparedKernel prepare_conv_f32_winograd(const Node& node, const Graph& graph, C
   auto setup = std::make_shared<WinogradSetup>();
   setup->node = node;
   setup->fusion = fusion;
+  if (use_avx512_float_kernels()) setup->kernels = &kAvx512Kernels;
   setup->direct = prepare_conv_f32_fused(node, graph, fusion);
   if (!setup->direct) return nullptr;
   if (node.inputs.size() > 1)
