@@ -319,7 +319,7 @@ function main() {
 
 // How close each side comes to what this machine's multiply-add units allow (`qplay bench --peak`), and what the
 // issue's targets would need.
-function boundSection(L, R) {
+function boundSection(L, R, m) {
   const row = (cells) => L.push(`| ${cells.join(' | ')} |`);
   L.push('## Against the hardware bound');
   L.push('');
@@ -352,8 +352,11 @@ function boundSection(L, R) {
   row([`3. ${MODEL_LABEL.u8}, simulate (float, ONNX Runtime's order: no Winograd)`, fmtInt(fp32), share(R.sim_u8_q, fp32), share(R.sim_u8_o, fp32)]);
   L.push('');
   L.push('Integer rows: qplay\'s 3x3 stride-1 convs run by an exact integer Winograd, so it can pass the direct bound; ' +
-         'ONNX Runtime\'s default uint8 kernels multiply 32 pairs per instruction with saturation (`vpmaddubsw`) and ' +
-         'are not bound by this figure either.');
+         (/avx512_vnni|avx_vnni/.test(m.simd)
+           ? 'ONNX Runtime\'s default uint8 kernels multiply bytes (`vpdpbusd`, 64 products per instruction, twice the ' +
+             'int16 rate), so this figure does not bound them either.'
+           : 'ONNX Runtime\'s default uint8 kernels multiply 32 pairs per instruction with saturation (`vpmaddubsw`) and ' +
+             'are not bound by this figure either.'));
   L.push('');
   const need = (o, times) => (o && o.ok ? o.json.median_images_per_second * times : NaN);
   const capFp32 = need(R.cap_fp32_o, 10), capQdq = need(R.cap_qdq_o, 10);
@@ -437,9 +440,15 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
   row([`4. capture, ${MODEL_LABEL[CAPTURE_QDQ]}`, '`capture`', ips(R.cap_qdq_q),
        'optimisations disabled, every intermediate an output', ips(R.cap_qdq_o), ratio(R.cap_qdq_q, R.cap_qdq_o), 'about 750']);
   L.push('');
-  L.push('Integer, uint8 model: ONNX Runtime\'s default uint8 x int8 kernels on AVX2 without VNNI add pairs of products ' +
-         'into int16 with saturation (`vpmaddubsw`), which is faster but not the model\'s arithmetic (its accuracy in the ' +
-         'table below is lower); qplay computes the exact products. The "ORT exact" row is ONNX Runtime with ' +
+  const vnni = /avx512_vnni|avx_vnni/.test(m.simd);
+  L.push((vnni
+    ? 'Integer, uint8 model: this CPU has VNNI, so ONNX Runtime\'s default uint8 x int8 kernels use `vpdpbusd`, which ' +
+      'multiplies bytes exactly and does 64 products per instruction; qplay\'s exact kernels multiply int16 pairs ' +
+      '(`vpdpwssd`, 32 per instruction), because its integer Winograd needs the wider operands. '
+    : 'Integer, uint8 model: ONNX Runtime\'s default uint8 x int8 kernels on AVX2 without VNNI add pairs of products ' +
+      'into int16 with saturation (`vpmaddubsw`), which is faster but not the model\'s arithmetic (its accuracy in the ' +
+      'table below is lower); qplay computes the exact products. ') +
+         'The "ORT exact" row is ONNX Runtime with ' +
          '`session.x64quantprecision=1`, the same arithmetic as qplay ([quantization.md](quantization.md), section 8). ' +
          'FP32: qplay runs the 3x3 stride-1 convs of models without QuantizeLinear by Winograd F(2x2, 3x3) ' +
          '([ARCHITECTURE.md](ARCHITECTURE.md)); QDQ models keep ONNX Runtime\'s summation order.');
@@ -456,7 +465,7 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
   }
   L.push('');
 
-  boundSection(L, R);
+  boundSection(L, R, m);
 
   L.push('## Batch-1 latency, FP32 (median ms per image)');
   L.push('');
