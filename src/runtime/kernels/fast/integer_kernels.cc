@@ -656,16 +656,18 @@ __attribute__((target("avx512f"), always_inline)) inline __m512i qadd16_avx512(c
   return _mm512_mask_min_epi32(y, kAll, _mm512_mask_max_epi32(y, kAll, y, v.lo), v.hi);
 }
 
+// 8 values at a and 8 at b (the two groups of a tile row) as 16 int32 lanes.
 template <typename T>
-__attribute__((target("avx512f"))) inline __m512i load16_as_i32(const T* p) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+__attribute__((target("avx512f"))) inline __m512i load_groups_as_i32(const T* a, const T* b) {
+  const __m128i v = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)),
+                                       _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b)));
   const __m512i none = _mm512_setzero_si512();  // masked forms: see requantize_avx512.h
   return std::is_same_v<T, uint8_t> ? _mm512_mask_cvtepu8_epi32(none, kAll, v)
                                     : _mm512_mask_cvtepi8_epi32(none, kAll, v);
 }
 
-// store_tile_add_avx2 with one 16-lane vector per row when both groups are full and adjacent (a conv output row of
-// 16 or more pixels); any other tile goes to store_tile_add_avx2.
+// store_tile_add_avx2 with one 16-lane vector per tile row when both groups are full (8 adjacent pixels of a row
+// each, anywhere: e.g. the two output rows of a Winograd tile); a partial group goes to store_tile_add_avx2.
 template <typename O, typename Y>
 __attribute__((target("avx512f,avx2"))) void store_tile_add_avx512(const int32_t* acc, const RowRequant* rows,
                                                                    const OutputClamp& clamp, const QAddVectors& add8,
@@ -674,20 +676,28 @@ __attribute__((target("avx512f,avx2"))) void store_tile_add_avx512(const int32_t
                                                                    int row_count, const PixelGroup* groups[2]) {
   const PixelGroup& g0 = *groups[0];
   const PixelGroup& g1 = *groups[1];
-  if (g0.count != kGroupPixels || g1.count != kGroupPixels || g1.out != g0.out + kGroupPixels) {
+  if (g0.count != kGroupPixels || g1.count != kGroupPixels) {
     store_tile_add_avx2(acc, rows, clamp, add8, conv_is_a, other, out, row_stride, row_count, groups);
     return;
   }
+  const bool joined = g1.out == g0.out + kGroupPixels;
   const __m512i zp = _mm512_set1_epi32(clamp.zero_point);
   const __m512i lo = _mm512_set1_epi32(clamp.lo), hi = _mm512_set1_epi32(clamp.hi);
   for (int r = 0; r < row_count; ++r) {
     __m512i c = multiply_by_fixed_point_avx512(_mm512_loadu_si512(acc + r * 16), broadcast_requant16(rows[r]));
     c = _mm512_mask_min_epi32(c, kAll, _mm512_mask_max_epi32(c, kAll, _mm512_add_epi32(c, zp), lo), hi);
-    const __m512i o = load16_as_i32(other + r * row_stride + g0.out);
-    const __m512i y = conv_is_a ? qadd16_avx512(add, c, o) : qadd16_avx512(add, o, c);
+    const O* o = other + r * row_stride;
+    const __m512i v = load_groups_as_i32(o + g0.out, o + g1.out);
     // Inside Y's range: the low byte of each lane is the code.
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * row_stride + g0.out),
-                     _mm512_mask_cvtepi32_epi8(_mm_setzero_si128(), kAll, y));
+    const __m128i bytes = _mm512_mask_cvtepi32_epi8(_mm_setzero_si128(), kAll,
+                                                    conv_is_a ? qadd16_avx512(add, c, v) : qadd16_avx512(add, v, c));
+    Y* y = out + r * row_stride;
+    if (joined) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + g0.out), bytes);
+    } else {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(y + g0.out), bytes);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(y + g1.out), _mm_unpackhi_epi64(bytes, bytes));
+    }
   }
 }
 
