@@ -13,6 +13,7 @@
 #include "io/cifar10.h"
 #include "io/onnx_model.h"
 #include "runtime/integer/lower.h"
+#include "runtime/thread_pool.h"
 #include "support/kernel_test_helpers.h"
 #include "support/test_support.h"
 
@@ -164,12 +165,15 @@ TEST(Executor, IntraOpThreadsGiveTheSameBits) {
   ExecutorOptions two;
   two.intra_op_threads = 2;
   const Executor serial(g), split(g, two);
+  const int64_t threshold = min_multiply_adds_to_split();
+  set_min_multiply_adds_to_split(0);  // these small convs would otherwise stay on one thread
   for (int64_t batch : {1, 3}) {
     std::map<std::string, Tensor> feeds;
     feeds["x"] = make_f32({batch, 8, 12, 12}, random_floats(batch * 8 * 144, rng, -2, 2));
     const Tensor want = serial.run(feeds).at("out");
     for (int rep = 0; rep < 20; ++rep) expect_same_bits(want, split.run(feeds).at("out"));
   }
+  set_min_multiply_adds_to_split(threshold);
 }
 
 // The shipped QDQ ResNet-8s: each residual block's conv -> Q -> DQ -> Add -> Relu -> Q -> DQ runs as one kernel, also

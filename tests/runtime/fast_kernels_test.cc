@@ -556,7 +556,9 @@ TEST(FastConvWinograd, FusionAndThreadsDoNotChangeBits) {
   ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
   {
     IntraOpScope scope(2);
+    set_min_multiply_adds_to_split(0);  // this 2.4 M multiply-add conv would otherwise stay on one thread
     fused({&x, &w, &b, &addend}, threaded);
+    set_min_multiply_adds_to_split(8'000'000);
   }
   ASSERT_EQ(0, std::memcmp(threaded[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));
 }
@@ -604,7 +606,9 @@ TEST(FastConvWinograd, Avx512MatchesAvx2BitForBit) {
       avx2(in, want);
       {
         IntraOpScope scope(variant == 2 ? 2 : 1);
+        set_min_multiply_adds_to_split(0);  // split even these small shapes over the threads
         avx512(in, got);
+        set_min_multiply_adds_to_split(8'000'000);
       }
       ASSERT_EQ(got[0].shape, want[0].shape);
       ASSERT_EQ(0, std::memcmp(got[0].bytes.data(), want[0].bytes.data(), want[0].bytes.size()));

@@ -585,7 +585,7 @@ bool run_conv(const ConvSetup& s, const Inputs& in, Tensor& out) {
   // Intra-op threads (a run that asked for them): one image's strips split in contiguous chunks,
   // or whole images. Each output element is computed by the same code whichever thread runs it.
   const int threads = intra_op_threads();
-  if (threads > 1 && n == 1 && strips > 1) {
+  if (threads > 1 && n == 1 && strips > 1 && p.m * p.spatial * p.k >= min_multiply_adds_to_split()) {
     float* shared = padded_buffer(padded_geometry(p, geo));
     pad_image(xb, padded_geometry(p, geo), shared);
     const int64_t chunks = std::min<int64_t>(4 * threads, strips);  // small chunks: a busy helper takes fewer

@@ -483,7 +483,7 @@ bool run_winograd(const WinogradSetup& s, const Inputs& in, Tensor& out) {
   float* yb = out.data<float>();
   const PaddedGeometry padded{p.c, p.h, p.w, 1, 1, p.hp, p.wp};
   const int threads = intra_op_threads();
-  if (threads > 1 && n == 1 && p.tiles >= 16) {
+  if (threads > 1 && n == 1 && p.tiles >= 16 && p.m * p.c * p.h * p.w * 9 >= min_multiply_adds_to_split()) {
     // One image over the intra-op threads: the caller pads it, each thread transforms its own tiles.
     p.block = std::min(p.block, std::max<int64_t>(8, p.tiles / (2 * threads) / 8 * 8));
     float* shared = padded_buffer(padded);
