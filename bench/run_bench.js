@@ -476,8 +476,9 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
   const latRatio = R.lat_q.ok && R.lat_o.ok ? (R.lat_o.json.median_ms_per_image / R.lat_q.json.median_ms_per_image).toFixed(3) : '-';
   row([`first ${LATENCY_IMAGES} images, one at a time, ${LATENCY_REPEAT} passes`, lat(R.lat_q), lat(R.lat_o), latRatio]);
   L.push('');
-  L.push(`Both sides use ${THREADS} intra-op threads: qplay splits each convolution's output positions over them ` +
-         '(the other operators run on the caller), ONNX Runtime splits each operator.');
+  L.push(`Both sides may use ${THREADS} intra-op threads: ONNX Runtime splits each operator; qplay splits a ` +
+         'convolution\'s output positions over them only when it has more than 8 M multiply-adds (none of ResNet-8\'s ' +
+         'has, so it runs on one thread here: handing work over cost more than it saved, `thread_pool.h`).');
   L.push('');
 
   L.push('## Peak memory and accuracy check');
