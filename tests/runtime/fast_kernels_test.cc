@@ -60,6 +60,18 @@ struct ConvCase {
   bool bias;
 };
 
+// The Conv node of a case: inputs x, w and (with cc.bias) b, output y.
+Node conv_node(const ConvCase& cc) {
+  Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
+  conv.attrs["pads"].kind = Attribute::Kind::Ints;
+  conv.attrs["pads"].ints = cc.pads;
+  conv.attrs["strides"].kind = Attribute::Kind::Ints;
+  conv.attrs["strides"].ints = {cc.stride, cc.stride};
+  conv.attrs["dilations"].kind = Attribute::Kind::Ints;
+  conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+  return conv;
+}
+
 // Runs `check` with the float kernels this CPU picks and, where that is the AVX-512 code, again with the AVX2 code
 // forced: both must give the same floats.
 template <typename Check>
@@ -97,13 +109,7 @@ TEST(FastConv, MatchesReferenceOnRandomShapes) {
     for (const auto& cc : cases) {
       SCOPED_TRACE(::testing::Message() << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m
                                         << " k" << cc.kh << "x" << cc.kw << " s" << cc.stride << " d" << cc.dilation);
-      Node node{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
-      node.attrs["pads"].kind = Attribute::Kind::Ints;
-      node.attrs["pads"].ints = cc.pads;
-      node.attrs["strides"].kind = Attribute::Kind::Ints;
-      node.attrs["strides"].ints = {cc.stride, cc.stride};
-      node.attrs["dilations"].kind = Attribute::Kind::Ints;
-      node.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+      const Node node = conv_node(cc);
       const int64_t eh = (cc.kh - 1) * cc.dilation + 1, ew = (cc.kw - 1) * cc.dilation + 1;
       if (cc.h + cc.pads[0] + cc.pads[2] < eh || cc.w + cc.pads[1] + cc.pads[3] < ew) continue;
       Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, 0, 255));
@@ -152,13 +158,7 @@ TEST(FastConv, FusedEpiloguesMatchTheUnfusedChainBitForBit) {
         SCOPED_TRACE(::testing::Message()
                      << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w << " s" << cc.stride << " conv_fq "
                      << conv_fq << " add " << add << " relu " << relu << " fq " << fq);
-        Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
-        conv.attrs["pads"].kind = Attribute::Kind::Ints;
-        conv.attrs["pads"].ints = cc.pads;
-        conv.attrs["strides"].kind = Attribute::Kind::Ints;
-        conv.attrs["strides"].ints = {cc.stride, cc.stride};
-        conv.attrs["dilations"].kind = Attribute::Kind::Ints;
-        conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+        const Node conv = conv_node(cc);
         Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -2, 2));
         Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
         Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
@@ -256,13 +256,7 @@ TEST(FastConv, EqualsIm2colThenPortableSgemmBitForBit) {
   for_each_float_isa([&] {
     for (const auto& cc : cases) {
       SCOPED_TRACE(::testing::Message() << "m" << cc.m << " c" << cc.c << " " << cc.h << "x" << cc.w);
-      Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
-      conv.attrs["pads"].kind = Attribute::Kind::Ints;
-      conv.attrs["pads"].ints = cc.pads;
-      conv.attrs["strides"].kind = Attribute::Kind::Ints;
-      conv.attrs["strides"].ints = {cc.stride, cc.stride};
-      conv.attrs["dilations"].kind = Attribute::Kind::Ints;
-      conv.attrs["dilations"].ints = {cc.dilation, cc.dilation};
+      const Node conv = conv_node(cc);
       Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -3, 3));
       Tensor w = make_f32({cc.m, cc.c, cc.kh, cc.kw}, random_floats(cc.m * cc.c * cc.kh * cc.kw, rng));
       Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));

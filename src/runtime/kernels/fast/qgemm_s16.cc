@@ -57,6 +57,29 @@ RowRequant make_row_requant(integer::FixedPointMultiplier m) {
 
 // ---- AVX2 ------------------------------------------------------------------------------------
 
+namespace {
+
+// A tile row's 16 codes (group 0 in bytes 0-7, group 1 in 8-15) to where dst says the groups go: one 16-byte store
+// when the groups are adjacent, two 8-byte stores when both are full (e.g. two output rows), else only their counts.
+void store_row_codes(__m128i bytes, uint8_t* out, const TileDestination& dst) {
+  if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels &&
+      dst.group_out[1] == dst.group_out[0] + kGroupPixels) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
+    return;
+  }
+  if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[1]), _mm_unpackhi_epi64(bytes, bytes));
+    return;
+  }
+  alignas(16) uint8_t tmp[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+  std::memcpy(out + dst.group_out[0], tmp, static_cast<size_t>(dst.group_count[0]));
+  if (dst.group_count[1]) std::memcpy(out + dst.group_out[1], tmp + 8, static_cast<size_t>(dst.group_count[1]));
+}
+
+}  // namespace
+
 __attribute__((target("avx2"))) void store_tile_avx2(const int32_t* acc, const RowRequant* rows,
                                                      const OutputClamp& clamp, const TileDestination& dst) {
   const __m256i zp = _mm256_set1_epi32(clamp.zero_point);
@@ -75,21 +98,7 @@ __attribute__((target("avx2"))) void store_tile_avx2(const int32_t* acc, const R
     const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
     const __m128i w0 = _mm256_castsi256_si128(words), w1 = _mm256_extracti128_si256(words, 1);
     const __m128i bytes = clamp.is_signed ? _mm_packs_epi16(w0, w1) : _mm_packus_epi16(w0, w1);
-    uint8_t* out = dst.out + r * dst.row_stride;
-    if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels &&
-        dst.group_out[1] == dst.group_out[0] + kGroupPixels) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
-      continue;
-    }
-    if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels) {  // e.g. two output rows
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[1]), _mm_unpackhi_epi64(bytes, bytes));
-      continue;
-    }
-    alignas(16) uint8_t tmp[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-    std::memcpy(out + dst.group_out[0], tmp, static_cast<size_t>(dst.group_count[0]));
-    if (dst.group_count[1]) std::memcpy(out + dst.group_out[1], tmp + 8, static_cast<size_t>(dst.group_count[1]));
+    store_row_codes(bytes, dst.out + r * dst.row_stride, dst);
   }
 }
 
@@ -139,21 +148,7 @@ __attribute__((target("avx512f,avx512bw"))) void store_tile_avx512(const int32_t
     v = _mm512_mask_min_epi32(v, kAll, _mm512_mask_max_epi32(v, kAll, _mm512_add_epi32(v, zp), lo), hi);
     // Inside [lo, hi] now, so keeping the low byte of each lane (vpmovdb) is the uint8 or int8 code.
     const __m128i bytes = _mm512_mask_cvtepi32_epi8(_mm_setzero_si128(), kAll, v);
-    uint8_t* out = dst.out + r * dst.row_stride;
-    if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels &&
-        dst.group_out[1] == dst.group_out[0] + kGroupPixels) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
-      continue;
-    }
-    if (dst.group_count[0] == kGroupPixels && dst.group_count[1] == kGroupPixels) {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[0]), bytes);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + dst.group_out[1]), _mm_unpackhi_epi64(bytes, bytes));
-      continue;
-    }
-    alignas(16) uint8_t tmp[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-    std::memcpy(out + dst.group_out[0], tmp, static_cast<size_t>(dst.group_count[0]));
-    if (dst.group_count[1]) std::memcpy(out + dst.group_out[1], tmp + 8, static_cast<size_t>(dst.group_count[1]));
+    store_row_codes(bytes, dst.out + r * dst.row_stride, dst);
   }
 }
 
