@@ -60,7 +60,13 @@ std::string first_1000_test_images() {
   const std::string full = full_test_batch();
   if (full.empty()) return default_test_sample_path();
   const std::string out = output_dir("data") + "/test_first_1000.bin";
-  if (!fs::exists(out)) write_binary(out, read_binary(full).substr(0, 1000 * kCifarRecord));
+  if (!fs::exists(out)) {
+    // Tests run in parallel processes: write under a name of this process, then rename (atomic), so no test ever
+    // reads a half-written file (one did, in CI).
+    const std::string part = out + "." + std::to_string(::getpid()) + ".part";
+    write_binary(part, read_binary(full).substr(0, 1000 * kCifarRecord));
+    fs::rename(part, out);
+  }
   return out;
 }
 
