@@ -25,6 +25,7 @@
 #include <sstream>
 #include <thread>
 
+#include "analysis/capture.h"
 #include "cli/commands.h"
 #include "io/cifar10.h"
 #include "io/onnx_model.h"
@@ -246,14 +247,10 @@ struct MultiplyAdds {
 };
 
 MultiplyAdds count_multiply_adds(const Graph& g, const Dataset& data) {
-  if (g.inputs.size() != 1)
-    throw Error("the model has " + std::to_string(g.inputs.size()) + " inputs; --peak needs one image input");
   std::map<std::string, Shape> shapes;
   for (const auto& [name, t] : g.initializers) shapes[name] = t.shape;
   const Executor executor(std::make_shared<const Graph>(g));
-  std::map<std::string, Tensor> feeds{{g.inputs[0].name, make_image_batch(data, 0, 1, image_layout_for(g.inputs[0]))}};
-  for (const auto& [name, t] : feeds) shapes[name] = t.shape;
-  executor.run(feeds, [&shapes](int, const std::string& name, const Tensor& t) { shapes[name] = t.shape; });
+  for (const auto& [name, t] : capture_images(executor, data, 0, 1).values) shapes[name] = t.shape;
 
   auto shape_of = [&shapes](const std::string& value) -> const Shape& {
     static const Shape none;
@@ -359,11 +356,11 @@ json run_benchmark(const BenchOptions& o) {
   j["batch"] = o.batch;
   j["batch_slice"] = executor.batch_slice();
   // What the kernels prepared for this run use: the float convs, and the integer tiles.
-  const bool vnni = fast::select_qkernels().tile == fast::qtile_4x16_vnni;
+  const fast::QKernels integer_kernels = fast::select_qkernels();
   j["isa"] = std::string("float ") + (fast::use_avx512_float_kernels() ? "avx512f" : fast::sgemm_isa()) + ", integer " +
-             (vnni                           ? "avx512-vnni"
-              : fast::select_qkernels().avx2 ? "avx2"
-                                             : "portable");
+             (integer_kernels.avx512 ? "avx512-vnni"
+              : integer_kernels.avx2 ? "avx2"
+                                     : "portable");
   j["cpu"] = cpu_model();
   j["hardware_threads"] = std::thread::hardware_concurrency();
 

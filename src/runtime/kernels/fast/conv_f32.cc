@@ -333,9 +333,12 @@ struct ImageTapsHalves {
   const float* lo_half;
   const float* hi_half;
   const int64_t* k_off;
-  __attribute__((target("avx512f,avx512dq"), always_inline)) __m512 load(int64_t q) const {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(lo_half + k_off[q])),
-                              _mm256_loadu_ps(hi_half + k_off[q]), 1);
+  // The 64-bit-lane insert: avx512f only (the CPU check is has_avx512f()); the maskz form with all lanes set is the
+  // plain instruction without GCC 12's warning about the unmasked one's undefined operand.
+  __attribute__((target("avx512f"), always_inline)) __m512 load(int64_t q) const {
+    const __m256d lo = _mm256_castps_pd(_mm256_loadu_ps(lo_half + k_off[q]));
+    const __m256d hi = _mm256_castps_pd(_mm256_loadu_ps(hi_half + k_off[q]));
+    return _mm512_castpd_ps(_mm512_maskz_insertf64x4(0xFF, _mm512_castpd256_pd512(lo), hi, 1));
   }
 };
 
@@ -379,9 +382,8 @@ __attribute__((target("avx512f"))) void store_tile16(const float* tile, int64_t 
 // micro_tile for two strips: tile0/tile1[r][0..16) get exactly the sums micro_tile gives each strip (per element an
 // FMA chain from zero over each k-block, blocks folded in order), with Rows x 2 independent 16-lane accumulators.
 template <int Rows, class Source>
-__attribute__((target("avx512f,avx512dq"), noinline)) void micro_tile_pair(int64_t k, int64_t kb, const float* a,
-                                                                           Source b0, Source b1, float* tile0,
-                                                                           float* tile1) {
+__attribute__((target("avx512f"), noinline)) void micro_tile_pair(int64_t k, int64_t kb, const float* a, Source b0,
+                                                                  Source b1, float* tile0, float* tile1) {
   static_assert(Rows <= kMR);
   for (int64_t k0 = 0; k0 < k; k0 += kb) {
     const int64_t k1 = std::min(k, k0 + kb);
@@ -432,10 +434,10 @@ StripHalves strip_halves(const float* xp, const ConvPlan& p, const Conv2dGeometr
 
 // conv_strips_avx2 with strips taken in pairs [s, s + 1); an odd last strip goes to conv_strips_avx2. `panels` holds
 // two strips' patches.
-__attribute__((target("avx512f,avx512dq,avx2,fma"))) void conv_strips_avx512(const float* xp, const PackedWeights& a,
-                                                                             const ConvPlan& p, const Conv2dGeometry& g,
-                                                                             float* y, const Epilogue& e, int64_t s0,
-                                                                             int64_t s1, float* panels) {
+__attribute__((target("avx512f,avx2,fma"))) void conv_strips_avx512(const float* xp, const PackedWeights& a,
+                                                                    const ConvPlan& p, const Conv2dGeometry& g,
+                                                                    float* y, const Epilogue& e, int64_t s0, int64_t s1,
+                                                                    float* panels) {
   alignas(64) float tile0[kMR * kNR], tile1[kMR * kNR];
   const int64_t row_panels = (p.m + kMR - 1) / kMR;
   const bool direct = g.stride_w == 1 && p.ow % 8 == 0;

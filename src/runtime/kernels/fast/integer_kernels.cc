@@ -632,7 +632,7 @@ __attribute__((target("avx2"))) void store_tile_add_avx2(const int32_t* acc, con
   }
 }
 
-// ---- the same on 16 lanes (AVX-512), for a tile row whose two groups are full and adjacent ----
+// ---- the same on 16 lanes (AVX-512), for a tile whose two groups are full ----
 
 struct QAddVectors16 {
   __m512i a_zp, b_zp, y_zp, lo, hi;
@@ -684,8 +684,7 @@ __attribute__((target("avx512f,avx2"))) void store_tile_add_avx512(const int32_t
   const __m512i zp = _mm512_set1_epi32(clamp.zero_point);
   const __m512i lo = _mm512_set1_epi32(clamp.lo), hi = _mm512_set1_epi32(clamp.hi);
   for (int r = 0; r < row_count; ++r) {
-    __m512i c = multiply_by_fixed_point_avx512(_mm512_loadu_si512(acc + r * 16), broadcast_requant16(rows[r]));
-    c = _mm512_mask_min_epi32(c, kAll, _mm512_mask_max_epi32(c, kAll, _mm512_add_epi32(c, zp), lo), hi);
+    const __m512i c = requantize_codes16(_mm512_loadu_si512(acc + r * 16), rows[r], zp, lo, hi);
     const O* o = other + r * row_stride;
     const __m512i v = load_groups_as_i32(o + g0.out, o + g1.out);
     // Inside Y's range: the low byte of each lane is the code.

@@ -138,15 +138,13 @@ __attribute__((target("avx2"))) void qtile_4x16_avx2(int64_t k_pairs, const int1
   _mm256_storeu_si256(out + 7, a31);
 }
 
-__attribute__((target("avx512f,avx512bw"))) void store_tile_avx512(const int32_t* acc, const RowRequant* rows,
-                                                                   const OutputClamp& clamp,
-                                                                   const TileDestination& dst) {
+__attribute__((target("avx512f"))) void store_tile_avx512(const int32_t* acc, const RowRequant* rows,
+                                                          const OutputClamp& clamp, const TileDestination& dst) {
   const __m512i zp = _mm512_set1_epi32(clamp.zero_point);
   const __m512i lo = _mm512_set1_epi32(clamp.lo), hi = _mm512_set1_epi32(clamp.hi);
   for (int r = 0; r < dst.rows; ++r) {
-    __m512i v = multiply_by_fixed_point_avx512(_mm512_loadu_si512(acc + r * 16), broadcast_requant16(rows[r]));
-    v = _mm512_mask_min_epi32(v, kAll, _mm512_mask_max_epi32(v, kAll, _mm512_add_epi32(v, zp), lo), hi);
-    // Inside [lo, hi] now, so keeping the low byte of each lane (vpmovdb) is the uint8 or int8 code.
+    const __m512i v = requantize_codes16(_mm512_loadu_si512(acc + r * 16), rows[r], zp, lo, hi);
+    // Inside [lo, hi], so keeping the low byte of each lane (vpmovdb) is the uint8 or int8 code.
     const __m128i bytes = _mm512_mask_cvtepi32_epi8(_mm_setzero_si128(), kAll, v);
     store_row_codes(bytes, dst.out + r * dst.row_stride, dst);
   }
@@ -163,10 +161,6 @@ __attribute__((target("avx2,avx512f,avx512dq"), always_inline)) inline __m512i l
       _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_castsi256_ps(x0)), _mm256_castsi256_ps(x1), 1));
 }
 
-// The same tile with AVX-512 VNNI: vpdpwssd multiplies the int16 pairs and adds both products into the int32 lane
-// in one instruction, wrapping like vpaddd. One 512-bit vector holds a row's two groups (lanes 0-7 group 0, 8-15
-// group 1), and even and odd k-pairs go to separate accumulators, summed at the end (integer sums may be regrouped
-// freely), so eight independent chains hide the instruction's latency.
 // A k-pair's 4 row weights (w_k, w_k+1 pairs) in every 128-bit lane; row_weight then spreads row r's pair over all
 // 16 lanes with an in-lane shuffle. One load and four shuffles instead of four broadcast loads, which capped the
 // loop at one vpdpwssd per cycle. (The masked broadcast: GCC 12's unmasked one warns about an undefined vector.)
@@ -196,7 +190,9 @@ __attribute__((target("avx2,avx512f,avx512dq"), always_inline)) inline __m512i l
   return load_two_groups(group0, group1, off);
 }
 
-// The VNNI tile's loop; `Contiguous`: group 1 starts where group 0's 8 pairs end, so one 512-bit load takes both.
+// The tile with AVX-512 VNNI: vpdpwssd multiplies the int16 pairs and adds both products into the int32 lane in one
+// instruction, wrapping like vpaddd. One 512-bit vector holds a row's two groups (lanes 0-7 group 0, 8-15 group 1).
+// `Contiguous`: group 1 starts where group 0's 8 pairs end, so one 512-bit load takes both.
 template <bool Contiguous>
 __attribute__((target("avx2,avx512f,avx512dq,avx512vl,avx512vnni"), always_inline)) inline void qtile_vnni_loop(
     int64_t k_pairs, const int16_t* w, const int32_t* offsets, const int16_t* group0, const int16_t* group1,

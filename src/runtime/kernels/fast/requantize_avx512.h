@@ -41,6 +41,14 @@ __attribute__((target("avx512f"), always_inline)) inline __m512i multiply_by_fix
   return _mm512_sub_epi32(both, r.offset);
 }
 
+// Eq. (8) on a tile row's 16 accumulators: zero_point + round(acc * M), clamped to [lo, hi].
+__attribute__((target("avx512f"), always_inline)) inline __m512i requantize_codes16(__m512i acc, const RowRequant& row,
+                                                                                    __m512i zero_point, __m512i lo,
+                                                                                    __m512i hi) {
+  const __m512i v = _mm512_add_epi32(multiply_by_fixed_point_avx512(acc, broadcast_requant16(row)), zero_point);
+  return _mm512_mask_min_epi32(v, kAll, _mm512_mask_max_epi32(v, kAll, v, lo), hi);
+}
+
 struct AddInputVectors16 {
   __m512i high, low, rounding;
   __m128i low_shift, shift;
