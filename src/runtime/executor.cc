@@ -349,7 +349,8 @@ bool Executor::batch_separable(const std::vector<const Tensor*>& constant) const
   return true;
 }
 
-bool Executor::run_sliced(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) const {
+bool Executor::run_sliced(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs,
+                          const Capture* capture) const {
   if (batch_slice_ == 0 || inputs.empty()) return false;
   const int64_t n = inputs[0]->rank() > 0 ? inputs[0]->shape[0] : 0;
   if (n <= batch_slice_) return false;
@@ -374,7 +375,7 @@ bool Executor::run_sliced(const std::vector<const Tensor*>& inputs, std::vector<
         part[i].bytes.assign(t.bytes.begin() + begin * row, t.bytes.begin() + (begin + count) * row);
         part_of[i] = &part[i];
       }
-      std::vector<Tensor> got = run_nodes(part_of, nullptr);
+      std::vector<Tensor> got = run_nodes(part_of, nullptr, capture, begin, count);
       for (size_t o = 0; o < got.size(); ++o) {
         Tensor& y = outputs[o];
         const Tensor& s = got[o];
@@ -407,6 +408,44 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
 std::map<std::string, Tensor> Executor::run_borrowed(const std::map<std::string, const Tensor*>& feeds,
                                                      const ValueHook& hook) const {
   const Graph& g = *graph_;
+  const std::vector<const Tensor*> inputs = checked_inputs(feeds);
+  std::vector<Tensor> outputs;
+  if (hook || !run_sliced(inputs, outputs)) outputs = run_nodes(inputs, hook);
+  std::map<std::string, Tensor> result;
+  for (size_t k = 0; k < g.outputs.size(); ++k) result[g.outputs[k].name] = std::move(outputs[k]);
+  return result;
+}
+
+std::map<std::string, Tensor> Executor::run_capturing(const std::map<std::string, const Tensor*>& feeds,
+                                                      const std::vector<std::string>& wanted,
+                                                      const CaptureSink& sink) const {
+  const Graph& g = *graph_;
+  Capture capture;
+  capture.wanted_of_slot.assign(slot_count_, -1);
+  capture.sink = &sink;
+  std::vector<std::pair<size_t, const Tensor*>> constants;
+  for (size_t w = 0; w < wanted.size(); ++w) {
+    const auto it = slot_of_.find(wanted[w]);
+    if (it == slot_of_.end()) throw Error("the model has no value named '" + wanted[w] + "'");
+    const auto c = prepared_->initializers.find(wanted[w]);
+    const bool fed = std::find(input_slots_.begin(), input_slots_.end(), it->second) != input_slots_.end();
+    if (c != prepared_->initializers.end() && !fed)
+      constants.emplace_back(w, &c->second);
+    else
+      capture.wanted_of_slot[it->second] = static_cast<int>(w);
+  }
+  const std::vector<const Tensor*> inputs = checked_inputs(feeds);
+  for (const auto& [w, t] : constants) sink(w, *t, -1, 0);
+  std::vector<Tensor> outputs;
+  const int64_t images = !inputs.empty() && inputs[0]->rank() > 0 ? inputs[0]->shape[0] : 1;
+  if (!run_sliced(inputs, outputs, &capture)) outputs = run_nodes(inputs, nullptr, &capture, 0, images);
+  std::map<std::string, Tensor> result;
+  for (size_t k = 0; k < g.outputs.size(); ++k) result[g.outputs[k].name] = std::move(outputs[k]);
+  return result;
+}
+
+std::vector<const Tensor*> Executor::checked_inputs(const std::map<std::string, const Tensor*>& feeds) const {
+  const Graph& g = *graph_;
   std::vector<const Tensor*> inputs(g.inputs.size());
   for (size_t i = 0; i < g.inputs.size(); ++i) {
     const ValueInfo& info = g.inputs[i];
@@ -424,14 +463,11 @@ std::map<std::string, Tensor> Executor::run_borrowed(const std::map<std::string,
     }
     inputs[i] = &t;
   }
-  std::vector<Tensor> outputs;
-  if (hook || !run_sliced(inputs, outputs)) outputs = run_nodes(inputs, hook);
-  std::map<std::string, Tensor> result;
-  for (size_t k = 0; k < g.outputs.size(); ++k) result[g.outputs[k].name] = std::move(outputs[k]);
-  return result;
+  return inputs;
 }
 
-std::vector<Tensor> Executor::run_nodes(const std::vector<const Tensor*>& feeds, const ValueHook& hook) const {
+std::vector<Tensor> Executor::run_nodes(const std::vector<const Tensor*>& feeds, const ValueHook& hook,
+                                        const Capture* capture, int64_t first_image, int64_t images) const {
   const Graph& g = *graph_;
   std::vector<Tensor> owned(slot_count_);
   std::vector<const Tensor*> value(slot_count_, nullptr);
@@ -451,7 +487,15 @@ std::vector<Tensor> Executor::run_nodes(const std::vector<const Tensor*>& feeds,
     return t;
   };
 
-  const bool fuse = !hook;
+  // Hands slot s to the capture's sink if it asked for it.
+  auto deliver = [&](int s) {
+    if (capture && s >= 0 && capture->wanted_of_slot[s] >= 0 && value[s])
+      (*capture->sink)(static_cast<size_t>(capture->wanted_of_slot[s]), *value[s], first_image, images);
+  };
+  for (int s : input_slots_) deliver(s);
+
+  // A fused kernel never materialises the values inside its chain, which a hook or a capture may want.
+  const bool fuse = !hook && !capture;
   Inputs inputs;
   std::vector<Tensor> outputs;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -488,6 +532,7 @@ std::vector<Tensor> Executor::run_nodes(const std::vector<const Tensor*>& feeds,
         owned[s] = std::move(outputs[k]);
         value[s] = &owned[s];
         if (hook) hook(static_cast<int>(i), g.nodes[i].outputs[k], owned[s]);
+        deliver(s);
       }
     }
     for (int s : release_after_[i]) release(s);

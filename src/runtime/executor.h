@@ -32,6 +32,13 @@ namespace qplay {
 // intermediate tensors without changing the model. `node_index` indexes graph.nodes.
 using ValueHook = std::function<void(int node_index, const std::string& value, const Tensor& tensor)>;
 
+// Receives the values a run_capturing() call asks for, as they are computed. `part` holds `images`
+// images of the run's batch from `first_image` on: the whole batch (images = axis 0 of the first
+// feed), or one slice of it when the run goes in slices, in increasing order. A value that does not
+// carry the batch (a constant, e.g. dequantized weights) arrives once, whole, with first_image -1.
+// When a sliced run has to start again whole, values arrive again from first_image 0.
+using CaptureSink = std::function<void(size_t wanted_index, const Tensor& part, int64_t first_image, int64_t images)>;
+
 // Chooses the kernel for one node. The default binds the reference kernel; the speed
 // work installs providers that return fast kernels for the nodes they handle.
 using KernelProvider = std::function<PreparedKernel(const Node& node, const Graph& graph)>;
@@ -66,6 +73,13 @@ class Executor {
   std::map<std::string, Tensor> run_borrowed(const std::map<std::string, const Tensor*>& feeds,
                                              const ValueHook& hook = nullptr) const;
 
+  // A run that hands the named values (node outputs, graph inputs or constants) to `sink`. Unlike a
+  // ValueHook run it still takes a large batch in slices, so each layer's activations stay in the
+  // caches while the sink copies them out: the way to keep many intermediates of a large batch
+  // (the analysis caches). Unknown names are an error. Results are bit-identical to run().
+  std::map<std::string, Tensor> run_capturing(const std::map<std::string, const Tensor*>& feeds,
+                                              const std::vector<std::string>& wanted, const CaptureSink& sink) const;
+
   const Graph& graph() const { return *graph_; }
 
   // Nodes fused into a preceding conv's kernel (runs without a hook skip them).
@@ -75,11 +89,21 @@ class Executor {
   int64_t batch_slice() const { return batch_slice_; }
 
  private:
+  // What a run_capturing() call asks for: per slot, the index into its `wanted` list, or -1.
+  struct Capture {
+    std::vector<int> wanted_of_slot;
+    const CaptureSink* sink = nullptr;
+  };
+  // The graph inputs checked against `feeds`, in graph order.
+  std::vector<const Tensor*> checked_inputs(const std::map<std::string, const Tensor*>& feeds) const;
   // The nodes in order on one tensor per graph input (`feeds`, checked); the graph outputs in order.
-  std::vector<Tensor> run_nodes(const std::vector<const Tensor*>& feeds, const ValueHook& hook) const;
+  // `capture` (no fusion then) receives its batched values as `images` images from `first_image` on.
+  std::vector<Tensor> run_nodes(const std::vector<const Tensor*>& feeds, const ValueHook& hook,
+                                const Capture* capture = nullptr, int64_t first_image = 0, int64_t images = 0) const;
   // run_nodes() over slices of the batch into whole-batch `outputs`; false (computing nothing
   // useful) when the run is not one to slice or a slice fails (the whole run then reports it).
-  bool run_sliced(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) const;
+  bool run_sliced(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs,
+                  const Capture* capture = nullptr) const;
   bool batch_separable(const std::vector<const Tensor*>& constant) const;
 
   std::shared_ptr<const Graph> graph_;

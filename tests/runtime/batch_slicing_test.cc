@@ -1,7 +1,8 @@
 // Batch slicing (ExecutorOptions::batch_slice): a large batch run as slices of images through the
 // whole graph must give every bit of the whole-batch run, on the shipped models in each mode; a
 // graph where an output image may depend on other images (or an input without the batch on axis
-// 0) runs whole and stays correct.
+// 0) runs whole and stays correct. Executor::run_capturing hands over, slice by slice, the values a
+// ValueHook sees whole.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -99,6 +100,84 @@ TEST(BatchSlicing, ShippedModelsGiveTheWholeBatchBits) {
         EXPECT_EQ(seen, (std::vector<int64_t>{16}));
       }
     }
+  }
+}
+
+// run_capturing on the shipped models: every value a node produces (and the input), put together
+// from the slices in the order they arrive, has the bits the hook of an unsliced run sees; constants
+// arrive once, whole; the outputs are run()'s.
+TEST(BatchSlicing, CaptureGivesWhatAHookSees) {
+  const Dataset& data = testing::test_sample();
+  const std::pair<const char*, RunMode> cases[] = {{"resnet8_fp32.onnx", RunMode::simulate},
+                                                   {"resnet8_u8act_s8w_pertensor.onnx", RunMode::simulate},
+                                                   {"resnet8_s8act_s8w_perchannel.onnx", RunMode::integer}};
+  for (const auto& [file, mode] : cases) {
+    SCOPED_TRACE(std::string(file) + " " + integer::run_mode_name(mode));
+    const auto g = integer::graph_for_mode(load_onnx(testing::model_path(file)), mode);
+    const ValueInfo& in = g->inputs.at(0);
+    std::vector<std::string> wanted = {in.name};
+    for (const Node& n : g->nodes) wanted.insert(wanted.end(), n.outputs.begin(), n.outputs.end());
+    for (int64_t slice_images : {int64_t{0}, int64_t{8}}) {
+      const Executor ex(g, slice(slice_images));
+      for (int64_t batch : {1, 33}) {
+        SCOPED_TRACE("slice " + std::to_string(slice_images) + ", batch " + std::to_string(batch));
+        std::map<std::string, Tensor> feeds;
+        feeds[in.name] = make_image_batch(data, 40, batch, image_layout_for(in));
+        std::map<std::string, Tensor> hooked;
+        const auto want = ex.run(feeds, [&](int, const std::string& v, const Tensor& t) { hooked[v] = t; });
+        hooked[in.name] = feeds.at(in.name);
+
+        std::vector<Tensor> got(wanted.size());
+        std::vector<int64_t> next_image(wanted.size(), 0), constant_calls(wanted.size(), 0);
+        const auto sink = [&](size_t k, const Tensor& part, int64_t first_image, int64_t images) {
+          ASSERT_LT(k, wanted.size());
+          if (first_image < 0) {
+            ++constant_calls[k];
+            got[k] = part;
+            return;
+          }
+          ASSERT_EQ(first_image, next_image[k]) << wanted[k];
+          ASSERT_EQ(part.shape.at(0), images) << wanted[k];
+          next_image[k] += images;
+          if (first_image == 0) got[k] = Tensor(part.dtype, {0});
+          got[k].shape = part.shape;
+          got[k].shape[0] = next_image[k];
+          got[k].bytes.insert(got[k].bytes.end(), part.bytes.begin(), part.bytes.end());
+        };
+        std::map<std::string, const Tensor*> borrowed = {{in.name, &feeds.at(in.name)}};
+        const auto outs = ex.run_capturing(borrowed, wanted, sink);
+        expect_same_bits(outs.at(g->outputs[0].name), want.at(g->outputs[0].name));
+        int constants = 0;
+        for (size_t k = 0; k < wanted.size(); ++k) {
+          SCOPED_TRACE(wanted[k]);
+          ASSERT_TRUE(hooked.count(wanted[k]));
+          expect_same_bits(got[k], hooked.at(wanted[k]));
+          EXPECT_LE(constant_calls[k], 1);
+          if (constant_calls[k] == 1) {
+            ++constants;
+            EXPECT_EQ(next_image[k], 0);
+          } else {
+            EXPECT_EQ(next_image[k], batch);
+          }
+        }
+        if (mode == RunMode::simulate && std::string(file) != "resnet8_fp32.onnx") {
+          EXPECT_GT(constants, 0);  // the dequantized weights, folded at preparation
+        }
+      }
+    }
+  }
+}
+
+TEST(BatchSlicing, CaptureOfAnUnknownValueIsAnError) {
+  const auto g = std::make_shared<const Graph>(load_onnx(testing::model_path("resnet8_fp32.onnx")));
+  const Executor ex(g);
+  const Tensor x(DType::f32, {2, 32, 32, 3});
+  const std::map<std::string, const Tensor*> feeds = {{g->inputs.at(0).name, &x}};
+  try {
+    ex.run_capturing(feeds, {"no_such_value"}, [](size_t, const Tensor&, int64_t, int64_t) {});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'no_such_value'"), std::string::npos) << e.what();
   }
 }
 
