@@ -58,8 +58,6 @@ Fp32LayerCache capture_fp32_layers(std::shared_ptr<const Graph> fp32, const Data
   c.elements.assign(c.values.size(), -1);
   c.halves.resize(c.values.size());
   c.predictions.assign(static_cast<size_t>(c.images), -1);
-  std::unordered_map<std::string, size_t> slot;
-  for (size_t i = 0; i < c.values.size(); ++i) slot[c.values[i]] = i;
 
   ExecutorOptions eo;
   eo.fast_kernels = options.fast_kernels;
@@ -68,28 +66,31 @@ Fp32LayerCache capture_fp32_layers(std::shared_ptr<const Graph> fp32, const Data
   const ImageLayout layout = image_layout_for(input);
   const std::string output = fp32->outputs[0].name;
 
-  // One batch: every hooked value is stored at its images' place. `sizing` is true only for the
-  // first batch, which runs alone and sizes every slot, so the parallel batches after it only
-  // read the sizes and write disjoint ranges: no lock per value.
+  // One batch: every value arrives (whole, or in slices of the batch) and is stored at its images'
+  // place. `sizing` is true only for the first batch, which runs alone and sizes every slot, so the
+  // parallel batches after it only read the sizes and write disjoint ranges: no lock per value.
   const auto run_batch = [&](int64_t begin, int64_t count, bool sizing) {
     std::map<std::string, Tensor> feeds;
     feeds[input.name] = make_image_batch(data, begin, count, layout);
-    const auto result = executor.run(feeds, [&](int, const std::string& value, const Tensor& t) {
-      const auto it = slot.find(value);
-      if (it == slot.end()) return;
+    const auto sink = [&](size_t k, const Tensor& t, int64_t first_image, int64_t images) {
+      const std::string& value = c.values[k];
+      if (first_image < 0) throw Error("FP32 layer output '" + value + "' is a constant, not a per-image value");
       if (t.dtype != DType::f32) throw Error("FP32 layer output '" + value + "' is not float32");
-      const size_t k = it->second;
+      if (images < 1 || t.numel() % images != 0)
+        throw Error("FP32 layer output '" + value + "' has " + std::to_string(t.numel()) + " values for " +
+                    std::to_string(images) + " images");
       if (sizing && c.elements[k] < 0) {
-        if (t.numel() % count != 0)
-          throw Error("FP32 layer output '" + value + "' has " + std::to_string(t.numel()) + " values for " +
-                      std::to_string(count) + " images");
-        c.elements[k] = t.numel() / count;
+        c.elements[k] = t.numel() / images;
         c.halves[k].resize(static_cast<size_t>(c.images * c.elements[k]));
-      } else if (t.numel() != c.elements[k] * count) {
+      } else if (t.numel() != c.elements[k] * images) {
         throw Error("FP32 layer output '" + value + "' changes size between batches");
       }
-      floats_to_halves(t.data<float>(), c.halves[k].data() + begin * c.elements[k], static_cast<size_t>(t.numel()));
-    });
+      floats_to_halves(t.data<float>(), c.halves[k].data() + (begin + first_image) * c.elements[k],
+                       static_cast<size_t>(t.numel()));
+    };
+    std::map<std::string, const Tensor*> borrowed;
+    for (const auto& [name, t] : feeds) borrowed.emplace(name, &t);
+    const auto result = executor.run_capturing(borrowed, c.values, sink);
     const Tensor& out = result.at(output);
     const int64_t classes = out.numel() / count;
     for (int64_t i = 0; i < count; ++i) c.predictions[begin + i] = argmax(out.data<float>() + i * classes, classes);

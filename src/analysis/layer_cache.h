@@ -19,6 +19,7 @@
 #include "analysis/reevaluate.h"
 #include "graph/ir.h"
 #include "io/cifar10.h"
+#include "runtime/large_array.h"
 
 namespace qplay {
 
@@ -27,7 +28,7 @@ struct Fp32LayerCache {
   int64_t images = 0;
   std::vector<std::string> values;              // every FP32 layer's output, in layer order
   std::vector<int64_t> elements;                // per image, for each value
-  std::vector<std::vector<uint16_t>> halves;    // per value: images x elements, IEEE binary16
+  std::vector<LargeArray<uint16_t>> halves;     // per value: images x elements, IEEE binary16
   std::vector<int> predictions;                 // the FP32 model's class per image
   size_t bytes = 0;                             // of `halves`
   double seconds = 0.0;                         // to build
