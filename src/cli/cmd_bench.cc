@@ -176,19 +176,50 @@ struct PassStats {
   int64_t captured_bytes = 0;   // over the whole pass
 };
 
+// Every value the nodes of `g` produce, in node order: what capture mode hands over.
+std::vector<std::string> produced_values(const Graph& g) {
+  std::vector<std::string> values;
+  for (const auto& node : g.nodes)
+    for (const auto& out : node.outputs)
+      if (!out.empty()) values.push_back(out);
+  return values;
+}
+
 // Runs one batch and scores it. In capture mode every tensor every node produces is copied into
-// storage owned by the batch, which lives until the batch is scored — the cost of handing all
-// intermediates to an analysis.
+// storage for the batch, which lives until the batch is scored — the cost of handing all
+// intermediates to an analysis that consumes them batch by batch. The run still goes in slices of
+// the batch (Executor::run_capturing), each value's slices appended to its batch-sized tensor. Each
+// worker thread reuses its storage for its next batch, as the executor recycles its own buffers:
+// freeing ~136 MB per batch (the QDQ model) let glibc unmap a worker's heaps and fault them in again
+// (a third of the capture's time).
 PassStats run_batch(const Executor& executor, const Batch& b, const Dataset& data, bool capture) {
   const Graph& g = executor.graph();
   PassStats s;
-  std::vector<Tensor> captured;
-  ValueHook hook;
+  thread_local std::vector<Tensor> captured;
+  for (Tensor& t : captured) t.bytes.clear();  // keeps the capacity
+  std::map<std::string, Tensor> outs;
   if (capture) {
-    captured.reserve(g.nodes.size() + 1);
-    hook = [&captured](int, const std::string&, const Tensor& t) { captured.push_back(t); };
+    const std::vector<std::string> values = produced_values(g);
+    captured.resize(values.size());
+    const auto sink = [&](size_t k, const Tensor& part, int64_t first_image, int64_t images) {
+      Tensor& t = captured[k];
+      if (first_image <= 0) {  // a constant (whole), or the batch's first images
+        t.dtype = part.dtype;
+        t.shape = part.shape;
+        t.bytes.clear();
+        if (first_image == 0 && images < b.count && part.rank() > 0) {
+          t.shape[0] = t.shape[0] / images * b.count;
+          t.bytes.reserve(part.bytes.size() / static_cast<size_t>(images) * static_cast<size_t>(b.count));
+        }
+      }
+      t.bytes.insert(t.bytes.end(), part.bytes.begin(), part.bytes.end());
+    };
+    std::map<std::string, const Tensor*> feeds;
+    for (const auto& [name, t] : b.feeds) feeds.emplace(name, &t);
+    outs = executor.run_capturing(feeds, values, sink);
+  } else {
+    outs = executor.run(b.feeds);
   }
-  const auto outs = executor.run(b.feeds, hook);
   const Tensor& y = outs.at(g.outputs[0].name);
   if (y.dtype != DType::f32 || y.rank() != 2 || y.shape[0] != b.count)
     throw Error("model output '" + g.outputs[0].name + "' is " + dtype_name(y.dtype) + " " + shape_str(y.shape) +
