@@ -21,6 +21,11 @@ inline bool has_avx512f() {
   static const bool yes = __builtin_cpu_supports("avx512f");
   return yes;
 }
+// AVX-512 with byte and word operations (e.g. vpaddw on 32 int16 lanes).
+inline bool has_avx512bw() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return yes;
+}
 // AVX-512 with VNNI (vpdpwssd, vpdpbusd), VL and DQ.
 inline bool has_avx512_vnni() {
   static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
@@ -30,6 +35,7 @@ inline bool has_avx512_vnni() {
 #else
 inline bool has_avx2() { return false; }
 inline bool has_avx512f() { return false; }
+inline bool has_avx512bw() { return false; }
 inline bool has_avx512_vnni() { return false; }
 inline bool has_avx2_fma() { return false; }
 inline bool has_f16c() { return false; }

@@ -1,9 +1,9 @@
 // The integer Winograd F(2x2, 3x3) pieces (runtime/kernels/fast/winograd_s16.h) against a plain 3x3
 // convolution summed in int64: weight packing, input transform, the micro-kernel per position and
-// the output transform must give the direct sums plus bias exactly, for the AVX2 and the portable
-// transforms, on random shapes and at the extremes the exactness argument allows: operands of
-// magnitude 255 with the largest channel count winograd_s16_exact accepts. The QConv kernels that
-// use it are checked against the reference in integer_kernels_test.cc.
+// the output transform must give the direct sums plus bias exactly, for the AVX-512, AVX2 and
+// portable transforms (those the CPU runs), on random shapes and at the extremes the exactness argument allows:
+// operands of magnitude 255 with the largest channel count winograd_s16_exact accepts. The QConv kernels that use it
+// are checked against the reference in integer_kernels_test.cc.
 #include "runtime/kernels/fast/winograd_s16.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "runtime/cpu_features.h"
 #include "runtime/kernels/fast/qgemm_s16.h"
 
 namespace qplay {
@@ -36,10 +37,24 @@ int64_t direct_sum(const std::vector<int32_t>& x, const std::vector<int32_t>& w,
   return sum;
 }
 
+struct Transforms {
+  const char* name;
+  decltype(&fast::winograd_s16_input_portable) input;
+  decltype(&fast::winograd_s16_output_portable) output;
+};
+
+// The transforms this CPU runs.
+std::vector<Transforms> transforms_here() {
+  std::vector<Transforms> t = {{"portable", fast::winograd_s16_input_portable, fast::winograd_s16_output_portable}};
+  if (has_avx2()) t.push_back({"avx2", fast::winograd_s16_input_avx2, fast::winograd_s16_output_avx2});
+  if (has_avx512bw()) t.push_back({"avx512", fast::winograd_s16_input_avx512, fast::winograd_s16_output_avx512});
+  return t;
+}
+
 // Runs the Winograd pieces the way the QConv driver does and checks every output.
 void check_case(const Case& cc, const std::vector<int32_t>& x, const std::vector<int32_t>& w,
-                const std::vector<int32_t>& bias, bool avx2, const std::string& what) {
-  SCOPED_TRACE(what + (avx2 ? " avx2" : " portable"));
+                const std::vector<int32_t>& bias, const Transforms& tr, const std::string& what) {
+  SCOPED_TRACE(what + " " + tr.name);
   const fast::WinogradS16Weights packed = fast::pack_winograd_s16(
       cc.rows, cc.channels,
       [&](int64_t m, int64_t c, int ky, int kx) { return w[((m * cc.channels + c) * 3 + ky) * 3 + kx]; });
@@ -62,14 +77,13 @@ void check_case(const Case& cc, const std::vector<int32_t>& x, const std::vector
   std::copy(bias.begin(), bias.end(), padded_bias.begin());
   alignas(32) int32_t products[16 * 64], units[4 * 64];
   for (int64_t first = 0; first < l.tiles; first += 16) {
-    (avx2 ? fast::winograd_s16_input_avx2 : fast::winograd_s16_input_portable)(buffer.data(), l, first, v.data());
+    tr.input(buffer.data(), l, first, v.data());
     for (int64_t rt = 0; rt < packed.row_tiles; ++rt) {
       for (int pos = 0; pos < 16; ++pos) {
         const int16_t* vp = v.data() + pos * l.channel_pairs * 32;
         k.tile(l.channel_pairs, packed.at(pos, rt), offsets.data(), vp, vp + 16, zero, products + pos * 64);
       }
-      (avx2 ? fast::winograd_s16_output_avx2 : fast::winograd_s16_output_portable)(products,
-                                                                                   padded_bias.data() + rt * 4, units);
+      tr.output(products, padded_bias.data() + rt * 4, units);
       for (int u = 0; u < 4 && first + 4 * u < l.tiles; ++u) {
         const int64_t t = first + 4 * u, ty = t / l.tiles_w, tx = t % l.tiles_w;
         for (int r = 0; r < 4 && rt * 4 + r < cc.rows; ++r)
@@ -98,8 +112,7 @@ TEST(WinogradS16, MatchesDirectSumsExactly) {
     for (auto& b : bias) b = value(rng) * 4001;
     std::ostringstream what;
     what << "c" << cc.channels << " m" << cc.rows << " " << cc.h << "x" << cc.w;
-    check_case(cc, x, w, bias, false, what.str());
-    if (fast::select_qkernels().avx2) check_case(cc, x, w, bias, true, what.str());
+    for (const Transforms& tr : transforms_here()) check_case(cc, x, w, bias, tr, what.str());
   }
 }
 
@@ -114,8 +127,7 @@ TEST(WinogradS16, ExactAtTheChannelLimit) {
         w(cc.rows * cc.channels * 9, 255);
     for (int64_t i = cc.channels * 9; i < static_cast<int64_t>(w.size()); ++i) w[i] = -255;  // row 1: opposite sign
     const std::vector<int32_t> bias = {-7, 7};
-    check_case(cc, x, w, bias, false, sign > 0 ? "positive" : "negative");
-    if (fast::select_qkernels().avx2) check_case(cc, x, w, bias, true, sign > 0 ? "positive" : "negative");
+    for (const Transforms& tr : transforms_here()) check_case(cc, x, w, bias, tr, sign > 0 ? "positive" : "negative");
   }
 }
 

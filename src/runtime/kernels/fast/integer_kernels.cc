@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 
+#include "runtime/cpu_features.h"
 #include "runtime/integer/params.h"
 #include "runtime/integer/reference.h"
 #include "runtime/kernels/fast/integer_providers.h"
@@ -339,8 +340,13 @@ void run_qconv_winograd_tiles(const QConvPlan& p, const ConvGeometry& g, const T
   const WinogradInputLayout in{p.channel_pairs, l.padded_h, l.phase_w, g.in_w / 2, (g.in_h / 2) * (g.in_w / 2)};
   std::vector<int32_t> offsets(static_cast<size_t>(p.channel_pairs));
   for (int64_t j = 0; j < p.channel_pairs; ++j) offsets[j] = static_cast<int32_t>(j * kWinogradBlockTiles);
-  const auto input = p.kernels.avx2 ? winograd_s16_input_avx2 : winograd_s16_input_portable;
-  const auto output = p.kernels.avx2 ? winograd_s16_output_avx2 : winograd_s16_output_portable;
+  const bool avx512 = p.kernels.avx512 && has_avx512bw();
+  const auto input = avx512           ? winograd_s16_input_avx512
+                     : p.kernels.avx2 ? winograd_s16_input_avx2
+                                      : winograd_s16_input_portable;
+  const auto output = avx512           ? winograd_s16_output_avx512
+                      : p.kernels.avx2 ? winograd_s16_output_avx2
+                                       : winograd_s16_output_portable;
   const int32_t zero_bias[kTileRows] = {};
   alignas(32) int32_t products[kWinogradPositions * kTileRows * kWinogradBlockTiles];
   alignas(32) int32_t units[4 * kTileRows * 2 * kGroupPixels];

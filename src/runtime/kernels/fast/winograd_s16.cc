@@ -119,6 +119,56 @@ __attribute__((target("avx2"))) void winograd_s16_input_avx2(const int16_t* buff
   }
 }
 
+namespace {
+// One padded row of the four units at `unit` (int16 offsets) in a 512-bit vector: 16 tiles. Units in
+// one tile row lie back to back (a 32-pixel-wide image), and then one load takes them all.
+__attribute__((target("avx512f,avx512bw"))) inline __m512i load_four_units(const int16_t* base, const int64_t* unit,
+                                                                           bool adjacent) {
+  if (adjacent) return _mm512_loadu_si512(base + unit[0]);
+  __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + unit[0])));
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + unit[1])), 1);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + unit[2])), 2);
+  return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + unit[3])), 3);
+}
+}  // namespace
+
+// As winograd_s16_input_avx2 with the block's four units in one vector (lanes of 128 bits: unit k =
+// tiles first + 4k .. first + 4k + 3). Units past the last tile repeat the one before.
+__attribute__((target("avx512f,avx512bw"))) void winograd_s16_input_avx512(const int16_t* buffer,
+                                                                           const WinogradInputLayout& l,
+                                                                           int64_t first_tile, int16_t* v) {
+  const int64_t parity_plane = l.padded_h * l.phase_w;
+  int64_t unit[4];
+  int64_t t = first_tile;
+  for (int k = 0; k < 4; ++k) {
+    if (first_tile + 4 * k < l.tiles) t = first_tile + 4 * k;
+    unit[k] = 2 * (2 * (t / l.tiles_w) * l.phase_w + t % l.tiles_w);
+  }
+  const bool adjacent = unit[1] == unit[0] + 8 && unit[2] == unit[0] + 16 && unit[3] == unit[0] + 24;
+  const int64_t position_stride = 2 * l.channel_pairs * kWinogradBlockTiles;
+  for (int64_t cp = 0; cp < l.channel_pairs; ++cp) {
+    const int16_t* even = buffer + 2 * (2 * cp) * parity_plane;
+    const int16_t* odd = even + 2 * parity_plane;
+    __m512i s[4][4];
+    for (int i = 0; i < 4; ++i) {
+      const int64_t row = 2 * i * l.phase_w;
+      const __m512i d0 = load_four_units(even + row, unit, adjacent), d1 = load_four_units(odd + row, unit, adjacent);
+      const __m512i d2 = load_four_units(even + row + 2, unit, adjacent),
+                    d3 = load_four_units(odd + row + 2, unit, adjacent);
+      s[i][0] = _mm512_sub_epi16(d0, d2);
+      s[i][1] = _mm512_add_epi16(d1, d2);
+      s[i][2] = _mm512_sub_epi16(d2, d1);
+      s[i][3] = _mm512_sub_epi16(d1, d3);
+    }
+    int16_t* out = v + 2 * cp * kWinogradBlockTiles;
+    for (int b = 0; b < 4; ++b) {
+      const __m512i col[4] = {_mm512_sub_epi16(s[0][b], s[2][b]), _mm512_add_epi16(s[1][b], s[2][b]),
+                              _mm512_sub_epi16(s[2][b], s[1][b]), _mm512_sub_epi16(s[1][b], s[3][b])};
+      for (int a = 0; a < 4; ++a) _mm512_storeu_si512(out + (a * 4 + b) * position_stride, col[a]);
+    }
+  }
+}
+
 // ---- output transform: Y = A^T M A / 4 + bias --------------------------------------------------
 
 void winograd_s16_output_portable(const int32_t* products, const int32_t* bias, int32_t* units) {
@@ -173,6 +223,41 @@ __attribute__((target("avx2"))) void winograd_s16_output_avx2(const int32_t* pro
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(units + (2 * half + 1) * 64 + r * 16 + row * 8),
                             _mm256_permute2x128_si256(lo, hi, 0x31));
       }
+    }
+  }
+}
+
+// As winograd_s16_output_avx2 with all 16 tiles of a row in one vector.
+__attribute__((target("avx512f,avx512bw"))) void winograd_s16_output_avx512(const int32_t* products,
+                                                                            const int32_t* bias, int32_t* units) {
+  // unpacklo/hi interleave the two columns within each 128-bit lane (lane L: tiles 4L..4L+3, i.e. unit L); these
+  // gather lo's and hi's lane L next to each other: unit L's 8 values of an output row.
+  const __m512i units01 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+  const __m512i units23 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  for (int r = 0; r < 4; ++r) {
+    const __m512i b = _mm512_set1_epi32(bias[r]);
+    __m512i p[4][2];
+    for (int a = 0; a < 4; ++a) {
+      const int32_t* row = products + a * 4 * 64 + r * 16;
+      const __m512i m0 = _mm512_loadu_si512(row), m1 = _mm512_loadu_si512(row + 64);
+      const __m512i m2 = _mm512_loadu_si512(row + 128), m3 = _mm512_loadu_si512(row + 192);
+      p[a][0] = _mm512_add_epi32(_mm512_add_epi32(m0, m1), m2);
+      p[a][1] = _mm512_sub_epi32(_mm512_sub_epi32(m1, m2), m3);
+    }
+    for (int row = 0; row < 2; ++row) {
+      __m512i y[2];  // [column within the tile], lanes = 16 tiles
+      for (int q = 0; q < 2; ++q) {
+        const __m512i sum = row == 0 ? _mm512_add_epi32(_mm512_add_epi32(p[0][q], p[1][q]), p[2][q])
+                                     : _mm512_sub_epi32(_mm512_sub_epi32(p[1][q], p[2][q]), p[3][q]);
+        y[q] = _mm512_add_epi32(_mm512_srai_epi32(sum, 2), b);
+      }
+      const __m512i lo = _mm512_unpacklo_epi32(y[0], y[1]), hi = _mm512_unpackhi_epi32(y[0], y[1]);
+      const __m512i u01 = _mm512_permutex2var_epi64(lo, units01, hi), u23 = _mm512_permutex2var_epi64(lo, units23, hi);
+      int32_t* dst = units + r * 16 + row * 8;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_castsi512_si256(u01));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 64), _mm512_extracti64x4_epi64(u01, 1));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 128), _mm512_castsi512_si256(u23));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 192), _mm512_extracti64x4_epi64(u23, 1));
     }
   }
 }

@@ -56,11 +56,14 @@ struct WinogradInputLayout {
 };
 void winograd_s16_input_portable(const int16_t* buffer, const WinogradInputLayout& l, int64_t first_tile, int16_t* v);
 void winograd_s16_input_avx2(const int16_t* buffer, const WinogradInputLayout& l, int64_t first_tile, int16_t* v);
+// The same on 512-bit vectors, all 16 tiles at once (AVX-512F+BW; the same integer operations, so the same bits).
+void winograd_s16_input_avx512(const int16_t* buffer, const WinogradInputLayout& l, int64_t first_tile, int16_t* v);
 
 // A^T M A / 4 + bias for 4 rows x 16 tiles, from the 16 positions' accumulators `products`
 // ([16][64]), into `units` ([4][64]): unit u (tiles 4u..4u+3) in the micro-kernel's accumulator
 // layout, row r at 16 r, group 0 = the unit's upper output row (8 values), group 1 = the lower.
 void winograd_s16_output_portable(const int32_t* products, const int32_t* bias, int32_t* units);
 void winograd_s16_output_avx2(const int32_t* products, const int32_t* bias, int32_t* units);
+void winograd_s16_output_avx512(const int32_t* products, const int32_t* bias, int32_t* units);
 
 }  // namespace qplay::fast
