@@ -15,6 +15,7 @@
 #include "runtime/integer/fixed_point.h"
 #include "runtime/integer/params.h"
 #include "runtime/kernels/fast/integer_providers.h"
+#include "runtime/kernels/fast/qconv_onednn.h"
 #include "runtime/kernels/fast/qgemm_s16.h"
 #include "runtime/kernels/fast/requantize_avx2.h"
 #include "support/kernel_test_helpers.h"
@@ -328,6 +329,65 @@ TEST(IntegerKernels, QConvFastMatchesReferenceBitForBit) {
       data["x"] = random_8bit(xt, {cc.n, cc.c, cc.h, cc.w}, rng);
       for_each_isa(
           [&](const char* isa) { expect_fast_matches_reference(node, g, data, fast::prepare_qconv(node, g), isa); });
+    }
+  }
+}
+
+// oneDNN's sums (AVX-512 VNNI CPUs): int8 weights with zero point 0 and channel counts multiples of
+// 16, at ResNet-8's shapes and odd ones (rows not a multiple of 8 or 16, asymmetric pads, 5x5,
+// strides per axis), uint8 and int8 activations with extreme zero points (padding holds them).
+// Each runs with oneDNN on and off, and with AVX2 forced; every run must equal the reference.
+TEST(IntegerKernels, QConvByOnednnSumsMatchesReferenceBitForBit) {
+  std::mt19937 rng(13);
+  const std::vector<ConvCase> cases = {
+      {2, 16, 32, 32, 16, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},   // ResNet-8 stage 1
+      {1, 16, 32, 32, 32, 3, 3, 2, 2, 1, {0, 0, 1, 1}, true},   // stride 2, TF 'same' padding
+      {3, 32, 16, 16, 64, 1, 1, 2, 2, 1, {0, 0, 0, 0}, false},  // 1x1 projection, stride 2
+      {1, 64, 8, 8, 64, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},     // stage 3
+      {2, 16, 7, 9, 16, 3, 3, 1, 1, 1, {1, 1, 1, 1}, true},     // rows of 9: a 1-pixel tail
+      {1, 32, 11, 21, 48, 5, 5, 1, 2, 1, {2, 0, 1, 3}, true},   // 5x5, stride 2 on w, asymmetric pads
+      {1, 16, 6, 24, 16, 3, 3, 2, 1, 1, {1, 1, 0, 0}, false},   // stride 2 on h, rows of 24
+  };
+  if (fast::onednn_qconv_available()) {
+    const std::vector<int8_t> w(16 * 16 * 9, 1);
+    ASSERT_TRUE(fast::OnednnConvSums::create({16, 16, 3, 3, 1, 1, false}, w.data())) << "oneDNN should serve this";
+    ASSERT_FALSE(fast::OnednnConvSums::create({16, 3, 3, 3, 1, 1, false}, w.data())) << "3 channels";
+  }
+  int index = 0;
+  for (const auto& cc : cases) {
+    for (const DType xt : {DType::u8, DType::i8}) {
+      for (const bool per_channel : {false, true}) {
+        ++index;
+        std::ostringstream what;
+        what << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m << " k" << cc.kh << "x"
+             << cc.kw << " s" << cc.stride_h << "," << cc.stride_w << " x:" << dtype_name(xt)
+             << (per_channel ? " per-channel" : " per-tensor");
+        SCOPED_TRACE(what.str());
+        Graph g;
+        const DType yt = index % 2 ? DType::u8 : DType::i8;
+        std::vector<float> w_scale(per_channel ? cc.m : 1);
+        for (size_t i = 0; i < w_scale.size(); ++i)
+          w_scale[i] = static_cast<float>(kMultipliers[(i + index) % 12] * 0.05 / 0.02);
+        g.initializers["x_scale"] = make_scalar_f32(0.02f);
+        g.initializers["x_zp"] = zero_point_tensor(xt, {extreme_zero_point(xt, index % 7, rng)}, false);
+        g.initializers["w"] = random_8bit(DType::i8, {cc.m, cc.c, cc.kh, cc.kw}, rng);
+        g.initializers["w_scale"] = scale_tensor(w_scale, per_channel);
+        g.initializers["w_zp"] = zero_point_tensor(DType::i8, std::vector<int32_t>(w_scale.size(), 0), per_channel);
+        g.initializers["y_scale"] = make_scalar_f32(0.05f);
+        g.initializers["y_zp"] = zero_point_tensor(yt, {extreme_zero_point(yt, (index + 3) % 7, rng)}, false);
+        if (cc.bias) g.initializers["b"] = bias_tensor(cc.m, rng, 1 << 20);
+        const Node node = qconv_node(cc, index % 3 == 0, "y");
+        std::map<std::string, Tensor> data;
+        data["x"] = random_8bit(xt, {cc.n, cc.c, cc.h, cc.w}, rng);
+        for (const bool onednn : {true, false}) {
+          fast::set_onednn_qconv_enabled(onednn);
+          for_each_isa([&](const char* isa) {
+            expect_fast_matches_reference(node, g, data, fast::prepare_qconv(node, g),
+                                          std::string(isa) + (onednn ? " onednn" : " own kernels"));
+          });
+        }
+        fast::set_onednn_qconv_enabled(true);
+      }
     }
   }
 }

@@ -23,6 +23,7 @@
 #include "runtime/integer/params.h"
 #include "runtime/integer/reference.h"
 #include "runtime/kernels/fast/integer_providers.h"
+#include "runtime/kernels/fast/qconv_onednn.h"
 #include "runtime/kernels/fast/qgemm_s16.h"
 #include "runtime/kernels/fast/requantize_avx2.h"
 #include "runtime/kernels/fast/requantize_avx512.h"
@@ -113,6 +114,10 @@ struct QConvPlan {
   int32_t x_zero_point = 0;
   PackedWeights weights;
   std::shared_ptr<const WinogradS16Weights> winograd;  // 3x3 stride 1 padding 1 (else null)
+  // oneDNN's sums (AVX-512 VNNI CPUs, int8 weights with zero point 0, channel counts multiples of 16; else
+  // null), plus onednn_offset[m] = bias[m] - x_zp * sum(w[m]): then acc = sums + offset, as the tile's.
+  std::shared_ptr<const OnednnConvSums> onednn;
+  std::vector<int32_t> onednn_offset;
   OutputClamp clamp;
   QKernels kernels;
 };
@@ -379,10 +384,92 @@ void run_qconv_winograd_tiles(const QConvPlan& p, const ConvGeometry& g, const T
   }
 }
 
+// The tile accumulators of channels m0..m0+15 (4 tiles: acc[t * 64 ...]) for two pixel groups, from oneDNN's
+// sums ([pixel][M], int32) plus the offset: 16 pixel rows of 16 channels transposed to 16 channel rows of 16
+// pixels. Lanes past a group's count repeat its first pixel (the stores never write them).
+__attribute__((target("avx512f"))) void onednn_sums_to_tiles(const int32_t* sums, int64_t m_count, int64_t m0,
+                                                             const PixelGroup& g0, const PixelGroup& g1,
+                                                             const int32_t* offset, int32_t* acc) {
+  __m512i r[16], t[16], q[16];
+  for (int i = 0; i < 16; ++i) {
+    const PixelGroup& grp = i < 8 ? g0 : (g1.count > 0 ? g1 : g0);
+    const int64_t pixel = grp.out + (i % 8 < grp.count ? i % 8 : 0);
+    r[i] = _mm512_loadu_si512(sums + pixel * m_count + m0);
+  }
+  for (int k = 0; k < 8; ++k) {  // within each 128-bit lane L (channels 4L..4L+3)
+    t[2 * k] = _mm512_mask_unpacklo_epi32(r[2 * k], kAll, r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_mask_unpackhi_epi32(r[2 * k], kAll, r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {  // q[4k + j], lane L: channel 4L + j of pixels 4k..4k+3
+    q[4 * k + 0] = _mm512_mask_unpacklo_epi64(t[4 * k], kAll64, t[4 * k], t[4 * k + 2]);
+    q[4 * k + 1] = _mm512_mask_unpackhi_epi64(t[4 * k], kAll64, t[4 * k], t[4 * k + 2]);
+    q[4 * k + 2] = _mm512_mask_unpacklo_epi64(t[4 * k + 1], kAll64, t[4 * k + 1], t[4 * k + 3]);
+    q[4 * k + 3] = _mm512_mask_unpackhi_epi64(t[4 * k + 1], kAll64, t[4 * k + 1], t[4 * k + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {  // gather lane L of q[j], q[4 + j], q[8 + j], q[12 + j]: channel 4L + j, 16 pixels
+    const __m512i a = _mm512_mask_shuffle_i32x4(q[j], kAll, q[j], q[4 + j], 0x44),
+                  b = _mm512_mask_shuffle_i32x4(q[j], kAll, q[j], q[4 + j], 0xEE);
+    const __m512i c = _mm512_mask_shuffle_i32x4(q[8 + j], kAll, q[8 + j], q[12 + j], 0x44),
+                  d = _mm512_mask_shuffle_i32x4(q[8 + j], kAll, q[8 + j], q[12 + j], 0xEE);
+    const __m512i lanes[4] = {
+        _mm512_mask_shuffle_i32x4(a, kAll, a, c, 0x88), _mm512_mask_shuffle_i32x4(a, kAll, a, c, 0xDD),
+        _mm512_mask_shuffle_i32x4(b, kAll, b, d, 0x88), _mm512_mask_shuffle_i32x4(b, kAll, b, d, 0xDD)};
+    for (int L = 0; L < 4; ++L) {
+      const int channel = 4 * L + j;
+      _mm512_storeu_si512(acc + channel * 16, _mm512_add_epi32(lanes[L], _mm512_set1_epi32(offset[m0 + channel])));
+    }
+  }
+}
+
+// run_qconv_tiles by oneDNN's sums (p.onednn): the same tiles, handed to `store` in the same form.
+template <typename Store>
+void run_qconv_onednn_tiles(const QConvPlan& p, const ConvGeometry& g, const Tensor& x, Store store) {
+  const int64_t plane = g.out_h * g.out_w, m_count = g.out_channels;
+  thread_local std::vector<int32_t> sums;
+  sums.resize(static_cast<size_t>(g.batch * plane * m_count));
+  OnednnConvInput in;
+  in.x = x.bytes.data();
+  in.batch = g.batch;
+  in.in_h = g.in_h;
+  in.in_w = g.in_w;
+  in.pad_top = g.pad_top;
+  in.pad_left = g.pad_left;
+  in.pad_bottom = g.pad_bottom;
+  in.pad_right = g.pad_right;
+  in.pad_code = p.x_zero_point;
+  in.out_h = g.out_h;
+  in.out_w = g.out_w;
+  p.onednn->run(in, sums.data());
+  std::vector<PixelGroup> groups;
+  for (int64_t oy = 0; oy < g.out_h; ++oy)
+    for (int64_t ox = 0; ox < g.out_w; ox += kGroupPixels)
+      groups.push_back({0, oy * g.out_w + ox, static_cast<int>(std::min<int64_t>(kGroupPixels, g.out_w - ox))});
+  alignas(64) int32_t acc[16 * 16];
+  for (int64_t n = 0; n < g.batch; ++n) {
+    const int32_t* image = sums.data() + n * plane * m_count;
+    for (size_t k = 0; k < groups.size(); k += 2) {
+      const PixelGroup& g0 = groups[k];
+      const PixelGroup g1 = k + 1 < groups.size() ? groups[k + 1] : PixelGroup{g0.base, g0.out, 0};
+      for (int64_t m0 = 0; m0 < m_count; m0 += 16) {
+        onednn_sums_to_tiles(image, m_count, m0, g0, g1, p.onednn_offset.data(), acc);
+        for (int t = 0; t < 4; ++t) store(n, m0 / kTileRows + t, g0, g1, acc + t * kTileRows * 16);
+      }
+    }
+  }
+}
+
+// oneDNN's sums serve this geometry (the plan has them, the AVX-512 kernels are in use, no dilation).
+bool use_onednn(const QConvPlan& p, const ConvGeometry& g) {
+  return p.onednn && p.kernels.avx512 && g.dilation_h == 1 && g.dilation_w == 1 && g.group == 1 &&
+         g.stride_h == p.onednn->shape().stride_h && g.stride_w == p.onednn->shape().stride_w &&
+         g.out_channels == static_cast<int64_t>(p.onednn_offset.size());
+}
+
 // Computes every tile of the convolution of x (geometry g, qconv_fits) and hands it to
 // `store(n, tile, group0, group1, acc)`, which writes image n's outputs.
 template <typename Store>
 void run_qconv_tiles(const QConvPlan& p, const ConvGeometry& g, const Tensor& x, Store store) {
+  if (use_onednn(p, g)) return run_qconv_onednn_tiles(p, g, x, store);
   if (p.winograd && winograd_geometry(g)) return run_qconv_winograd_tiles(p, g, x, store);
   const ConvBufferLayout l = conv_buffer_layout(g);
   // Offsets of each k-pair, in the packing order j = (ky * kernel_w + kx) * channel_pairs + cp.
@@ -809,6 +896,28 @@ std::shared_ptr<const QConvPlan> make_qconv_plan(const Node& node, const Graph& 
     return v - q.w_zero_point[m];
   };
   plan->weights = pack_weights(w.shape[0], kh * kw * cp_count, depth_of, weight, q.bias, q.out.multiplier);
+  const bool symmetric_int8 = w.dtype == DType::i8 && std::all_of(q.w_zero_point.begin(), q.w_zero_point.end(),
+                                                                  [](int32_t z) { return z == 0; });
+  if (symmetric_int8 && plan->kernels.avx512) {
+    const std::vector<int64_t> strides = node.attr_ints("strides");
+    OnednnConvShape shape;
+    shape.out_channels = w.shape[0];
+    shape.in_channels = channels;
+    shape.kernel_h = kh;
+    shape.kernel_w = kw;
+    shape.stride_h = strides.size() == 2 ? strides[0] : 1;
+    shape.stride_w = strides.size() == 2 ? strides[1] : 1;
+    shape.x_signed = plan->x_type == DType::i8;
+    plan->onednn = OnednnConvSums::create(shape, w.data<int8_t>());
+    if (plan->onednn) {
+      plan->onednn_offset.resize(static_cast<size_t>(w.shape[0]));
+      for (int64_t m = 0; m < w.shape[0]; ++m) {
+        int64_t sum = 0;
+        for (int64_t k = 0; k < depth; ++k) sum += w.data<int8_t>()[m * depth + k];
+        plan->onednn_offset[m] = static_cast<int32_t>(q.bias[m] - int64_t{q.x_zero_point} * sum);
+      }
+    }
+  }
   // Winograd weights only for convs whose attributes give winograd_geometry on some input.
   if (kh == 3 && kw == 3 && winograd_s16_exact(channels) &&
       winograd_geometry(conv_geometry(node, {1, channels, 8, 8}, w.shape)))
