@@ -73,9 +73,19 @@ __attribute__((target("avx2"))) void transpose_16_channels(const uint8_t* src, i
 // x [N][C][H][W] -> [N][H + pads][W + pads][C], the padding filled with `pad`.
 void pad_to_nhwc(const OnednnConvInput& in, int64_t channels, uint8_t* out) {
   const int64_t hp = in.in_h + in.pad_top + in.pad_bottom, wp = in.in_w + in.pad_left + in.pad_right;
-  std::memset(out, static_cast<uint8_t>(in.pad_code), static_cast<size_t>(in.batch * hp * wp * channels));
+  const uint8_t pad = static_cast<uint8_t>(in.pad_code);
   const uint8_t* x = static_cast<const uint8_t*>(in.x);
-  const int64_t plane = in.in_h * in.in_w;
+  const int64_t plane = in.in_h * in.in_w, row_bytes = wp * channels;
+  for (int64_t n = 0; n < in.batch; ++n) {  // the padding only: the copy below writes the rest
+    uint8_t* image = out + n * hp * row_bytes;
+    std::memset(image, pad, static_cast<size_t>(in.pad_top * row_bytes));
+    std::memset(image + (in.pad_top + in.in_h) * row_bytes, pad, static_cast<size_t>(in.pad_bottom * row_bytes));
+    for (int64_t y = in.pad_top; y < in.pad_top + in.in_h; ++y) {
+      std::memset(image + y * row_bytes, pad, static_cast<size_t>(in.pad_left * channels));
+      std::memset(image + y * row_bytes + (in.pad_left + in.in_w) * channels, pad,
+                  static_cast<size_t>(in.pad_right * channels));
+    }
+  }
   for (int64_t n = 0; n < in.batch; ++n)
     for (int64_t y = 0; y < in.in_h; ++y) {
       uint8_t* row = out + ((n * hp + y + in.pad_top) * wp + in.pad_left) * channels;
