@@ -157,8 +157,8 @@ function latencyArgs() {
 
 // The integer row stays "n/a" until src/runtime/integer/lower.h exists; `qplay bench --mode
 // integer` then compiles it in (see cmd_bench.cc) and this script needs no change.
-function qplayInteger(data, model) {
-  const r = qplayBench(data, model, 'integer');
+function qplayInteger(data, model, extra = []) {
+  const r = qplayBench(data, model, 'integer', extra);
   if (!r.ok && /not built yet/.test(r.error)) r.na = 'n/a (integer mode not built yet)';
   return r;
 }
@@ -268,6 +268,8 @@ function main() {
   // ONNX Runtime's uint8 x int8 kernels saturate on AVX2 without VNNI; with session.x64quantprecision=1 they compute
   // the exact products, qplay's arithmetic (docs/quantization.md section 8).
   R.int_u8_oexact = ortBench(D, MODELS.u8, 'all', { paired: R.int_u8_q, exactU8s8: true });
+  // What oneDNN's int8 conv sums add (src/runtime/kernels/fast/qconv_onednn.h): qplay's own kernels alone.
+  R.int_u8_q_own = qplayInteger(D, MODELS.u8, ['--int-conv', 'own']);
   // 3. QDQ simulated in float against ONNX Runtime with optimisations disabled (same semantics).
   for (const k of ['u8', 's8']) {
     R[`sim_${k}_q`] = qplayBench(D, MODELS[k], 'simulate');
@@ -348,13 +350,16 @@ function boundSection(L, R, m) {
   row(['1. FP32, direct multiply-adds at the fp32 peak', fmtInt(fp32), share(R.fp32_q, fp32), share(R.fp32_o, fp32)]);
   row(['1. FP32, with Winograd for the 3x3 stride-1 convs', fmtInt(wino), share(R.fp32_q, wino), share(R.fp32_o, wino)]);
   row([`2. ${MODEL_LABEL.u8}, integer, at the int16 peak`, fmtInt(int16), share(R.int_u8_q, int16), share(R.int_u8_oexact, int16) + ' (exact)']);
+  row([`2. ${MODEL_LABEL.u8}, integer, qplay's own kernels, at the int16 peak`, fmtInt(int16), share(R.int_u8_q_own, int16), '-']);
   row([`2. ${MODEL_LABEL.s8}, integer, at the int16 peak`, fmtInt(int16), share(R.int_s8_q, int16), share(R.int_s8_o, int16)]);
   row([`3. ${MODEL_LABEL.u8}, simulate (float, ONNX Runtime's order: no Winograd)`, fmtInt(fp32), share(R.sim_u8_q, fp32), share(R.sim_u8_o, fp32)]);
   L.push('');
-  L.push('Integer rows: qplay\'s 3x3 stride-1 convs run by an exact integer Winograd, so it can pass the direct bound; ' +
+  L.push('Integer rows: qplay\'s own kernels run the 3x3 stride-1 convs by an exact integer Winograd, so they can pass ' +
+         'the direct bound; ' +
          (/avx512_vnni|avx_vnni/.test(m.simd)
-           ? 'ONNX Runtime\'s default uint8 kernels multiply bytes (`vpdpbusd`, 64 products per instruction, twice the ' +
-             'int16 rate), so this figure does not bound them either.'
+           ? 'oneDNN\'s kernels (qplay\'s integer convs here but the first) and ONNX Runtime\'s default uint8 kernels ' +
+             'multiply bytes (`vpdpbusd`, 64 products per instruction, twice the int16 rate), so this figure does not ' +
+             'bound them either.'
            : 'ONNX Runtime\'s default uint8 kernels multiply 32 pairs per instruction with saturation (`vpmaddubsw`) and ' +
              'are not bound by this figure either.'));
   L.push('');
@@ -429,6 +434,8 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
   row([`2. ${MODEL_LABEL.u8}, ORT exact`, '`integer`', ips(R.int_u8_q),
        'all optimisations, exact uint8 x int8 products (`session.x64quantprecision=1`)', ips(R.int_u8_oexact),
        ratio(R.int_u8_q, R.int_u8_oexact), '-']);
+  row([`2. ${MODEL_LABEL.u8}, qplay's own kernels`, '`integer --int-conv own`', ips(R.int_u8_q_own),
+       'all optimisations (fused integer kernels)', ips(R.int_u8_o), ratio(R.int_u8_q_own, R.int_u8_o), '-']);
   row([`2. ${MODEL_LABEL.s8}`, '`integer`', ips(R.int_s8_q), 'all optimisations', ips(R.int_s8_o),
        ratio(R.int_s8_q, R.int_s8_o), 'about 4,000']);
   row([`3. ${MODEL_LABEL.u8}`, '`simulate`', ips(R.sim_u8_q), 'optimisations disabled', ips(R.sim_u8_o),
@@ -443,8 +450,11 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
   const vnni = /avx512_vnni|avx_vnni/.test(m.simd);
   L.push((vnni
     ? 'Integer, uint8 model: this CPU has VNNI, so ONNX Runtime\'s default uint8 x int8 kernels use `vpdpbusd`, which ' +
-      'multiplies bytes exactly and does 64 products per instruction; qplay\'s exact kernels multiply int16 pairs ' +
-      '(`vpdpwssd`, 32 per instruction), because its integer Winograd needs the wider operands. '
+      'multiplies bytes exactly and does 64 products per instruction. So do the oneDNN kernels (Debian\'s libdnnl) ' +
+      'that compute the int32 sums of qplay\'s integer convs here (int8 weights with zero point 0, channel counts ' +
+      'multiples of 16: every conv of ResNet-8 but the first); qplay requantizes them itself, so the codes are those ' +
+      'of its own kernels, which multiply int16 pairs (`vpdpwssd`, 32 per instruction, with an exact integer ' +
+      'Winograd) and run alone in the "own kernels" row (`--int-conv own`). '
     : 'Integer, uint8 model: ONNX Runtime\'s default uint8 x int8 kernels on AVX2 without VNNI add pairs of products ' +
       'into int16 with saturation (`vpmaddubsw`), which is faster but not the model\'s arithmetic (its accuracy in the ' +
       'table below is lower); qplay computes the exact products. ') +
@@ -453,8 +463,9 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
          'FP32: qplay runs the 3x3 stride-1 convs of models without QuantizeLinear by Winograd F(2x2, 3x3) ' +
          '([ARCHITECTURE.md](ARCHITECTURE.md)); QDQ models keep ONNX Runtime\'s summation order.');
   L.push('');
-  L.push('Capture: qplay\'s `--mode capture` runs the executor with a `ValueHook` that copies every tensor every node ' +
-         'produces into storage owned by the batch; ONNX Runtime runs a copy of the model with every node output added ' +
+  L.push('Capture: qplay\'s `--mode capture` runs the executor with `run_capturing`, which hands every tensor every ' +
+         'node produces to a sink that copies it into storage for the batch (the run still goes through the batch in ' +
+         'slices of 8 images; each worker reuses its storage for its next batch); ONNX Runtime runs a copy of the model with every node output added ' +
          `as a graph output (\`${QPLAY} bench MODEL --expose-all OUT.onnx\`; written to \`${exposed.fp32}\` and ` +
          `\`${exposed[CAPTURE_QDQ]}\`) and hands every one back to JavaScript.`);
   for (const [q, o] of [[R.cap_fp32_q, R.cap_fp32_o], [R.cap_qdq_q, R.cap_qdq_o]]) {
@@ -495,6 +506,7 @@ function report({ date, data, m, isa, loadBefore, loadAfter, totalSeconds, R, ex
     ['1. FP32', R.fp32_q, R.fp32_o],
     [`2. ${MODEL_LABEL.u8}, integer`, R.int_u8_q, R.int_u8_o],
     [`2. ${MODEL_LABEL.u8}, integer, ORT exact u8s8`, R.int_u8_q, R.int_u8_oexact],
+    [`2. ${MODEL_LABEL.u8}, integer, qplay's own kernels`, R.int_u8_q_own, R.int_u8_o],
     [`2. ${MODEL_LABEL.s8}, integer`, R.int_s8_q, R.int_s8_o],
     [`3. ${MODEL_LABEL.u8}, simulate`, R.sim_u8_q, R.sim_u8_o],
     [`3. ${MODEL_LABEL.s8}, simulate`, R.sim_s8_q, R.sim_s8_o],

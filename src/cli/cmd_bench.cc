@@ -32,6 +32,7 @@
 #include "runtime/executor.h"
 #include "runtime/kernels/fast/machine_peak.h"
 #include "runtime/kernels/fast/providers.h"
+#include "runtime/kernels/fast/qconv_onednn.h"
 #include "runtime/kernels/fast/qgemm_s16.h"
 #include "runtime/kernels/fast/sgemm.h"
 
@@ -67,6 +68,7 @@ struct BenchOptions {
   int64_t limit = -1;
   bool latency = false;  // one batch at a time on one caller thread, every batch timed
   std::string float_conv = "auto";  // auto: Winograd for 3x3 convs of float-only graphs; direct: never
+  std::string int_conv = "auto";    // auto: oneDNN's sums where they serve (qconv_onednn.h); own: qplay's kernels only
   int64_t batch_slice = ExecutorOptions{}.batch_slice;
   std::string expose_all;
   bool peak = false;
@@ -369,6 +371,7 @@ json run_benchmark(const BenchOptions& o) {
   exec_options.intra_op_threads = o.latency ? o.threads : 1;
   exec_options.winograd = o.float_conv == "auto";
   exec_options.batch_slice = o.batch_slice;
+  fast::set_onednn_qconv_enabled(o.int_conv == "auto");  // read when the kernels are prepared, just below
   const Executor executor(graph, exec_options);
   const bool capture = o.mode == "capture";
   const Dataset data = load_cifar10(o.data.empty() ? default_test_sample_path() : o.data);
@@ -383,6 +386,7 @@ json run_benchmark(const BenchOptions& o) {
   j["data"] = data.source;
   j["mode"] = o.mode;
   j["float_conv"] = o.float_conv;
+  j["int_conv"] = o.int_conv;
   j["images"] = images;
   j["batch"] = o.batch;
   j["batch_slice"] = executor.batch_slice();
@@ -391,7 +395,8 @@ json run_benchmark(const BenchOptions& o) {
   j["isa"] = std::string("float ") + (fast::use_avx512_float_kernels() ? "avx512f" : fast::sgemm_isa()) + ", integer " +
              (integer_kernels.avx512 ? "avx512-vnni"
               : integer_kernels.avx2 ? "avx2"
-                                     : "portable");
+                                     : "portable") +
+             (o.int_conv == "auto" && fast::onednn_qconv_available() ? " + oneDNN int8 conv sums" : "");
   j["cpu"] = cpu_model();
   j["hardware_threads"] = std::thread::hardware_concurrency();
 
@@ -567,6 +572,10 @@ void add_bench_command(CLI::App& app) {
                   "auto (Winograd F(2x2,3x3) for 3x3 stride-1 convs of models without QuantizeLinear) | direct "
                   "(always ONNX Runtime's summation order)")
       ->check(CLI::IsMember({"auto", "direct"}));
+  cmd->add_option("--int-conv", opt->int_conv,
+                  "auto (integer convs take oneDNN's int8 sums on AVX-512 VNNI CPUs where it serves them) | own "
+                  "(qplay's kernels only)")
+      ->check(CLI::IsMember({"auto", "own"}));
   cmd->add_option("--slice", opt->batch_slice, "run larger batches in slices of this many images (0: whole)")
       ->check(CLI::Range(int64_t{0}, int64_t{100000}));
   cmd->add_flag("--latency", opt->latency, "time every batch on one caller thread, convolutions split over --threads (use with --batch 1)");
