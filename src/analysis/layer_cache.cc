@@ -88,9 +88,7 @@ Fp32LayerCache capture_fp32_layers(std::shared_ptr<const Graph> fp32, const Data
       floats_to_halves(t.data<float>(), c.halves[k].data() + (begin + first_image) * c.elements[k],
                        static_cast<size_t>(t.numel()));
     };
-    std::map<std::string, const Tensor*> borrowed;
-    for (const auto& [name, t] : feeds) borrowed.emplace(name, &t);
-    const auto result = executor.run_capturing(borrowed, c.values, sink);
+    const auto result = executor.run_capturing(feeds, c.values, sink);
     const Tensor& out = result.at(output);
     const int64_t classes = out.numel() / count;
     for (int64_t i = 0; i < count; ++i) c.predictions[begin + i] = argmax(out.data<float>() + i * classes, classes);

@@ -115,25 +115,10 @@ BaseCache capture_base(std::shared_ptr<const Graph> base, const Dataset& data, c
     std::map<std::string, Tensor> feeds;
     feeds[input.name] = make_image_batch(data, begin, count, layout);
     auto& kept = c.batches[b];
-    // Each checkpoint arrives in slices of the batch, in order: appended, never zero-filled first.
     const auto sink = [&](size_t k, const Tensor& part, int64_t first_image, int64_t images) {
-      Tensor& t = kept[c.checkpoints[k]];
-      if (first_image <= 0) {  // a constant (whole), or the batch's first images
-        t.dtype = part.dtype;
-        t.shape = part.shape;
-        t.bytes.clear();
-        if (first_image == 0 && images < count) {
-          if (part.rank() == 0 || part.shape[0] != images)
-            throw Error("checkpoint '" + c.checkpoints[k] + "' is not batch-major");
-          t.shape[0] = count;
-          t.bytes.reserve(part.bytes.size() / static_cast<size_t>(images) * static_cast<size_t>(count));
-        }
-      }
-      t.bytes.insert(t.bytes.end(), part.bytes.begin(), part.bytes.end());
+      gather_captured_part(kept[c.checkpoints[k]], part, first_image, images, count, c.checkpoints[k]);
     };
-    std::map<std::string, const Tensor*> borrowed;
-    for (const auto& [name, t] : feeds) borrowed.emplace(name, &t);
-    auto result = executor.run_capturing(borrowed, c.checkpoints, sink);
+    auto result = executor.run_capturing(feeds, c.checkpoints, sink);
     outputs[b] = std::move(result.at(output));
     c.batch_begin[b] = begin;
   }, options.progress);

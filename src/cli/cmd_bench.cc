@@ -194,31 +194,20 @@ std::vector<std::string> produced_values(const Graph& g) {
 // worker thread reuses its storage for its next batch, as the executor recycles its own buffers:
 // freeing ~136 MB per batch (the QDQ model) let glibc unmap a worker's heaps and fault them in again
 // (a third of the capture's time).
-PassStats run_batch(const Executor& executor, const Batch& b, const Dataset& data, bool capture) {
+// `capture_values`: what capture mode hands over (empty in the other modes).
+PassStats run_batch(const Executor& executor, const Batch& b, const Dataset& data,
+                    const std::vector<std::string>& capture_values) {
   const Graph& g = executor.graph();
   PassStats s;
   thread_local std::vector<Tensor> captured;
   for (Tensor& t : captured) t.bytes.clear();  // keeps the capacity
   std::map<std::string, Tensor> outs;
-  if (capture) {
-    const std::vector<std::string> values = produced_values(g);
-    captured.resize(values.size());
+  if (!capture_values.empty()) {
+    captured.resize(capture_values.size());
     const auto sink = [&](size_t k, const Tensor& part, int64_t first_image, int64_t images) {
-      Tensor& t = captured[k];
-      if (first_image <= 0) {  // a constant (whole), or the batch's first images
-        t.dtype = part.dtype;
-        t.shape = part.shape;
-        t.bytes.clear();
-        if (first_image == 0 && images < b.count && part.rank() > 0) {
-          t.shape[0] = t.shape[0] / images * b.count;
-          t.bytes.reserve(part.bytes.size() / static_cast<size_t>(images) * static_cast<size_t>(b.count));
-        }
-      }
-      t.bytes.insert(t.bytes.end(), part.bytes.begin(), part.bytes.end());
+      gather_captured_part(captured[k], part, first_image, images, b.count, capture_values[k]);
     };
-    std::map<std::string, const Tensor*> feeds;
-    for (const auto& [name, t] : b.feeds) feeds.emplace(name, &t);
-    outs = executor.run_capturing(feeds, values, sink);
+    outs = executor.run_capturing(b.feeds, capture_values, sink);
   } else {
     outs = executor.run(b.feeds);
   }
@@ -237,8 +226,8 @@ PassStats run_batch(const Executor& executor, const Batch& b, const Dataset& dat
 }
 
 // One pass over `batch_count` batches spread over `threads` workers; returns seconds.
-double timed_pass(const Executor& executor, const std::vector<Batch>& batches, size_t batch_count,
-                  const Dataset& data, int threads, bool capture, PassStats& stats) {
+double timed_pass(const Executor& executor, const std::vector<Batch>& batches, size_t batch_count, const Dataset& data,
+                  int threads, const std::vector<std::string>& capture_values, PassStats& stats) {
   std::atomic<size_t> next{0};
   std::mutex mu;
   std::exception_ptr failure;
@@ -246,7 +235,7 @@ double timed_pass(const Executor& executor, const std::vector<Batch>& batches, s
   auto worker = [&] {
     try {
       for (size_t i = next++; i < batch_count; i = next++) {
-        const PassStats s = run_batch(executor, batches[i], data, capture);
+        const PassStats s = run_batch(executor, batches[i], data, capture_values);
         std::lock_guard<std::mutex> lock(mu);
         stats.correct += s.correct;
         stats.captured_values = s.captured_values;
@@ -373,7 +362,9 @@ json run_benchmark(const BenchOptions& o) {
   exec_options.batch_slice = o.batch_slice;
   fast::set_onednn_qconv_enabled(o.int_conv == "auto");  // read when the kernels are prepared, just below
   const Executor executor(graph, exec_options);
-  const bool capture = o.mode == "capture";
+  const std::vector<std::string> capture_values =
+      o.mode == "capture" ? produced_values(*graph) : std::vector<std::string>{};
+  const bool capture = !capture_values.empty();
   const Dataset data = load_cifar10(o.data.empty() ? default_test_sample_path() : o.data);
   int64_t images = o.limit < 0 ? data.size() : std::min<int64_t>(o.limit, data.size());
   if (images < 1) throw Error("no images to benchmark");
@@ -407,13 +398,13 @@ json run_benchmark(const BenchOptions& o) {
   if (o.latency) {
     // One caller, one batch at a time; the executor splits each convolution over --threads
     // intra-op threads (the other ops of the graph run on the caller).
-    for (size_t i = 0; i < warmup_batches; ++i) run_batch(executor, batches[i], data, capture);
+    for (size_t i = 0; i < warmup_batches; ++i) run_batch(executor, batches[i], data, capture_values);
     std::vector<double> per_image_ms;
     for (int r = 0; r < o.repeat; ++r) {
       stats = PassStats{};
       for (const Batch& b : batches) {
         const auto start = Clock::now();
-        const PassStats s = run_batch(executor, b, data, capture);
+        const PassStats s = run_batch(executor, b, data, capture_values);
         per_image_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count() / b.count);
         stats.correct += s.correct;
       }
@@ -430,7 +421,7 @@ json run_benchmark(const BenchOptions& o) {
     // JSON says so ("limited_by_time"), keeping `make bench` bounded.
     size_t pass_batches = batches.size();
     if (warmup_batches > 0) {
-      const double warm = timed_pass(executor, batches, warmup_batches, data, o.threads, capture, stats);
+      const double warm = timed_pass(executor, batches, warmup_batches, data, o.threads, capture_values, stats);
       const double predicted = warm / static_cast<double>(warmup_images) * static_cast<double>(images);
       if (o.max_pass_seconds > 0 && predicted > o.max_pass_seconds) {
         const double fit = static_cast<double>(batches.size()) * o.max_pass_seconds / predicted;
@@ -444,7 +435,7 @@ json run_benchmark(const BenchOptions& o) {
     double spent = 0;
     for (int r = 0; r < o.repeat; ++r) {
       if (o.time_budget > 0 && spent >= o.time_budget && r >= kMinPassesUnderBudget) break;
-      runs.push_back(timed_pass(executor, batches, pass_batches, data, o.threads, capture, stats));
+      runs.push_back(timed_pass(executor, batches, pass_batches, data, o.threads, capture_values, stats));
       spent += runs.back();
     }
     const double med = median(runs);

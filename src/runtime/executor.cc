@@ -416,6 +416,29 @@ std::map<std::string, Tensor> Executor::run_borrowed(const std::map<std::string,
   return result;
 }
 
+void gather_captured_part(Tensor& whole, const Tensor& part, int64_t first_image, int64_t images, int64_t batch,
+                          const std::string& name) {
+  if (first_image <= 0) {  // a constant (whole), or the batch's first images
+    whole.dtype = part.dtype;
+    whole.shape = part.shape;
+    whole.bytes.clear();
+    if (first_image == 0 && images < batch) {
+      if (part.rank() == 0 || part.shape[0] != images) throw Error("captured value '" + name + "' is not batch-major");
+      whole.shape[0] = batch;
+      whole.bytes.reserve(part.bytes.size() / static_cast<size_t>(images) * static_cast<size_t>(batch));
+    }
+  }
+  whole.bytes.insert(whole.bytes.end(), part.bytes.begin(), part.bytes.end());
+}
+
+std::map<std::string, Tensor> Executor::run_capturing(const std::map<std::string, Tensor>& feeds,
+                                                      const std::vector<std::string>& wanted,
+                                                      const CaptureSink& sink) const {
+  std::map<std::string, const Tensor*> borrowed;
+  for (const auto& [name, t] : feeds) borrowed.emplace(name, &t);
+  return run_capturing(borrowed, wanted, sink);
+}
+
 std::map<std::string, Tensor> Executor::run_capturing(const std::map<std::string, const Tensor*>& feeds,
                                                       const std::vector<std::string>& wanted,
                                                       const CaptureSink& sink) const {

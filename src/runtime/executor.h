@@ -39,6 +39,13 @@ using ValueHook = std::function<void(int node_index, const std::string& value, c
 // When a sliced run has to start again whole, values arrive again from first_image 0.
 using CaptureSink = std::function<void(size_t wanted_index, const Tensor& part, int64_t first_image, int64_t images)>;
 
+// For a CaptureSink that keeps whole values: puts the parts of value `name` back together in
+// `whole`, its tensor for the run's `batch` images. A constant is copied; the parts of a batched
+// value are appended in order (storage reserved once, never zero-filled first). Throws naming the
+// value when a part does not carry the batch on axis 0.
+void gather_captured_part(Tensor& whole, const Tensor& part, int64_t first_image, int64_t images, int64_t batch,
+                          const std::string& name);
+
 // Chooses the kernel for one node. The default binds the reference kernel; the speed
 // work installs providers that return fast kernels for the nodes they handle.
 using KernelProvider = std::function<PreparedKernel(const Node& node, const Graph& graph)>;
@@ -78,6 +85,8 @@ class Executor {
   // caches while the sink copies them out: the way to keep many intermediates of a large batch
   // (the analysis caches). Unknown names are an error. Results are bit-identical to run().
   std::map<std::string, Tensor> run_capturing(const std::map<std::string, const Tensor*>& feeds,
+                                              const std::vector<std::string>& wanted, const CaptureSink& sink) const;
+  std::map<std::string, Tensor> run_capturing(const std::map<std::string, Tensor>& feeds,
                                               const std::vector<std::string>& wanted, const CaptureSink& sink) const;
 
   const Graph& graph() const { return *graph_; }

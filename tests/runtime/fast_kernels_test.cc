@@ -460,6 +460,24 @@ TEST(FastQuantize, QuantizeAndDequantizeBitExactForExtremeParams) {
 namespace qplay {
 namespace {
 
+// A 3x3 conv with padding 1 (Winograd's geometry) and random operands: x [n, c, h, w], weights, a bias (an input of
+// the node only with `bias`) and an addend of the output's shape, drawn in that order.
+struct WinogradConvCase {
+  Node conv;
+  Tensor x, w, b, addend;
+};
+WinogradConvCase random_winograd_conv(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m, bool bias,
+                                      std::mt19937& rng) {
+  WinogradConvCase r{Node{"conv", "Conv", "", {"x", "w", bias ? "b" : ""}, {"y"}, {}}, {}, {}, {}, {}};
+  r.conv.attrs["pads"].kind = Attribute::Kind::Ints;
+  r.conv.attrs["pads"].ints = {1, 1, 1, 1};
+  r.x = make_f32({n, c, h, w}, random_floats(n * c * h * w, rng, -4, 4));
+  r.w = make_f32({m, c, 3, 3}, random_floats(m * c * 9, rng));
+  r.b = make_f32({m}, random_floats(m, rng));
+  r.addend = make_f32({n, m, h, w}, random_floats(n * m * h * w, rng, -8, 8));
+  return r;
+}
+
 // Winograd F(2x2, 3x3) against the convolution computed in double: its sums are not the direct kernel's, so the
 // tolerance is relative to the magnitude sum_c,ky,kx |w x| + |b| of each output (the transforms add at most a few
 // dozen float roundings of values of that size).
@@ -483,13 +501,7 @@ TEST(FastConvWinograd, MatchesDoubleConvolutionWithinTolerance) {
       const bool add = variant >= 2, relu = variant % 2 == 1;
       SCOPED_TRACE(::testing::Message() << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m
                                         << " add " << add << " relu " << relu);
-      Node conv{"conv", "Conv", "", {"x", "w", cc.bias ? "b" : ""}, {"y"}, {}};
-      conv.attrs["pads"].kind = Attribute::Kind::Ints;
-      conv.attrs["pads"].ints = {1, 1, 1, 1};
-      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -4, 4));
-      Tensor w = make_f32({cc.m, cc.c, 3, 3}, random_floats(cc.m * cc.c * 9, rng));
-      Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
-      Tensor addend = make_f32({cc.n, cc.m, cc.h, cc.w}, random_floats(cc.n * cc.m * cc.h * cc.w, rng, -8, 8));
+      const auto [conv, x, w, b, addend] = random_winograd_conv(cc.n, cc.c, cc.h, cc.w, cc.m, cc.bias, rng);
       Graph g;
       if (variant == 0) g.initializers["w"] = w;  // weights transformed at preparation; run-time weights otherwise
       fast::ConvFusion fusion;
@@ -578,13 +590,7 @@ TEST(FastConvWinograd, Avx512MatchesAvx2BitForBit) {
     for (int variant = 0; variant < 3; ++variant) {  // constant weights; run-time weights + add + relu; 2 threads
       SCOPED_TRACE(::testing::Message() << "n" << cc.n << " c" << cc.c << " " << cc.h << "x" << cc.w << " m" << cc.m
                                         << " variant " << variant);
-      Node conv{"conv", "Conv", "", {"x", "w", "b"}, {"y"}, {}};
-      conv.attrs["pads"].kind = Attribute::Kind::Ints;
-      conv.attrs["pads"].ints = {1, 1, 1, 1};
-      Tensor x = make_f32({cc.n, cc.c, cc.h, cc.w}, random_floats(cc.n * cc.c * cc.h * cc.w, rng, -4, 4));
-      Tensor w = make_f32({cc.m, cc.c, 3, 3}, random_floats(cc.m * cc.c * 9, rng));
-      Tensor b = make_f32({cc.m}, random_floats(cc.m, rng));
-      Tensor addend = make_f32({cc.n, cc.m, cc.h, cc.w}, random_floats(cc.n * cc.m * cc.h * cc.w, rng, -8, 8));
+      const auto [conv, x, w, b, addend] = random_winograd_conv(cc.n, cc.c, cc.h, cc.w, cc.m, true, rng);
       Graph g;
       if (variant != 1) g.initializers["w"] = w;
       fast::ConvFusion fusion;

@@ -432,6 +432,8 @@ void run_qconv_onednn_tiles(const QConvPlan& p, const ConvGeometry& g, const Ten
   in.batch = g.batch;
   in.in_h = g.in_h;
   in.in_w = g.in_w;
+  in.stride_h = g.stride_h;
+  in.stride_w = g.stride_w;
   in.pad_top = g.pad_top;
   in.pad_left = g.pad_left;
   in.pad_bottom = g.pad_bottom;
@@ -458,11 +460,9 @@ void run_qconv_onednn_tiles(const QConvPlan& p, const ConvGeometry& g, const Ten
   }
 }
 
-// oneDNN's sums serve this geometry (the plan has them, the AVX-512 kernels are in use, no dilation).
+// oneDNN's sums serve this geometry: the plan has them (its other conditions are the plan's), no dilation.
 bool use_onednn(const QConvPlan& p, const ConvGeometry& g) {
-  return p.onednn && p.kernels.avx512 && g.dilation_h == 1 && g.dilation_w == 1 && g.group == 1 &&
-         g.stride_h == p.onednn->shape().stride_h && g.stride_w == p.onednn->shape().stride_w &&
-         g.out_channels == static_cast<int64_t>(p.onednn_offset.size());
+  return p.onednn && g.dilation_h == 1 && g.dilation_w == 1;
 }
 
 // Computes every tile of the convolution of x (geometry g, qconv_fits) and hands it to
@@ -899,16 +899,7 @@ std::shared_ptr<const QConvPlan> make_qconv_plan(const Node& node, const Graph& 
   const bool symmetric_int8 = w.dtype == DType::i8 && std::all_of(q.w_zero_point.begin(), q.w_zero_point.end(),
                                                                   [](int32_t z) { return z == 0; });
   if (symmetric_int8 && plan->kernels.avx512) {
-    const std::vector<int64_t> strides = node.attr_ints("strides");
-    OnednnConvShape shape;
-    shape.out_channels = w.shape[0];
-    shape.in_channels = channels;
-    shape.kernel_h = kh;
-    shape.kernel_w = kw;
-    shape.stride_h = strides.size() == 2 ? strides[0] : 1;
-    shape.stride_w = strides.size() == 2 ? strides[1] : 1;
-    shape.x_signed = plan->x_type == DType::i8;
-    plan->onednn = OnednnConvSums::create(shape, w.data<int8_t>());
+    plan->onednn = OnednnConvSums::create({w.shape[0], channels, kh, kw, plan->x_type == DType::i8}, w.data<int8_t>());
     if (plan->onednn) {
       plan->onednn_offset.resize(static_cast<size_t>(w.shape[0]));
       for (int64_t m = 0; m < w.shape[0]; ++m) {

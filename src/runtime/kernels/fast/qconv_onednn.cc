@@ -108,8 +108,8 @@ struct OnednnConvSums::Impl {
   OnednnConvShape shape;
   std::vector<int8_t> weights;  // [M][C][kh][kw]
 
-  // One primitive per input geometry (batch and size; the batch slices of a run are of two sizes).
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+  // One primitive per input geometry (batch, size, strides, pads; the batch slices of a run are of two sizes).
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
   struct Prepared {
     dnnl::convolution_forward conv;
     memory::desc src, dst;
@@ -120,7 +120,8 @@ struct OnednnConvSums::Impl {
   std::map<Key, std::shared_ptr<const Prepared>> prepared;
 
   std::shared_ptr<const Prepared> prepare(const OnednnConvInput& in) {
-    const Key key{in.batch, in.in_h, in.in_w, in.pad_top, in.pad_left, in.pad_bottom, in.pad_right};
+    const Key key{in.batch,   in.in_h,     in.in_w,       in.stride_h, in.stride_w,
+                  in.pad_top, in.pad_left, in.pad_bottom, in.pad_right};
     std::lock_guard<std::mutex> lock(mutex);
     if (auto it = prepared.find(key); it != prepared.end()) return it->second;
     const OnednnConvShape& s = shape;
@@ -134,7 +135,7 @@ struct OnednnConvSums::Impl {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                               p->src, any_weights, p->dst, {s.stride_h, s.stride_w}, {0, 0}, {0, 0});
+                                               p->src, any_weights, p->dst, {in.stride_h, in.stride_w}, {0, 0}, {0, 0});
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
     p->conv = dnnl::convolution_forward(pd);
     p->scratchpad_bytes = pd.scratchpad_desc().get_size();
@@ -156,7 +157,7 @@ std::shared_ptr<const OnednnConvSums> OnednnConvSums::create(const OnednnConvSha
   auto impl = std::make_shared<Impl>();
   impl->shape = shape;
   impl->weights.assign(weights, weights + shape.out_channels * shape.in_channels * shape.kernel_h * shape.kernel_w);
-  return std::make_shared<const OnednnConvSums>(shape, std::move(impl));
+  return std::make_shared<const OnednnConvSums>(std::move(impl));
 }
 
 void OnednnConvSums::run(const OnednnConvInput& in, int32_t* sums) const {

@@ -23,13 +23,14 @@
 namespace qplay::fast {
 
 struct OnednnConvShape {
-  int64_t out_channels = 0, in_channels = 0, kernel_h = 0, kernel_w = 0, stride_h = 1, stride_w = 1;
+  int64_t out_channels = 0, in_channels = 0, kernel_h = 0, kernel_w = 0;
   bool x_signed = false;  // int8 activations (else uint8)
 };
 
 struct OnednnConvInput {
   const void* x = nullptr;  // [batch][in_channels][in_h][in_w] 8-bit codes
   int64_t batch = 0, in_h = 0, in_w = 0;
+  int64_t stride_h = 1, stride_w = 1;
   int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
   int32_t pad_code = 0;  // the activation zero point: what padding holds
   int64_t out_h = 0, out_w = 0;
@@ -45,13 +46,10 @@ class OnednnConvSums {
   // xp being x padded with pad_code. Thread-safe; one thread per call.
   void run(const OnednnConvInput& in, int32_t* sums) const;
 
-  const OnednnConvShape& shape() const { return shape_; }
-
   struct Impl;
-  OnednnConvSums(const OnednnConvShape& shape, std::shared_ptr<Impl> impl) : shape_(shape), impl_(std::move(impl)) {}
+  explicit OnednnConvSums(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
  private:
-  OnednnConvShape shape_;
   std::shared_ptr<Impl> impl_;
 };
 
